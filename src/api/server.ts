@@ -1,0 +1,141 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { invalidArgument, notFound } from '../common/errors.ts';
+import type { Logger } from '../common/log.ts';
+import { sendError } from './errors.ts';
+
+export const API_VERSION = '1.50';
+export const MIN_API_VERSION = '1.24';
+
+export interface Context {
+  req: IncomingMessage;
+  res: ServerResponse;
+  params: Record<string, string>;
+  query: URLSearchParams;
+  /** The API version the client asked for (the path prefix), or the server's own. */
+  version: number;
+  /** Aborted when the client goes away. */
+  signal: AbortSignal;
+}
+
+export type Handler = (ctx: Context) => Promise<unknown> | unknown;
+
+export interface Route {
+  method: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'DELETE';
+  /** A path like `/images/{name}/json`; `{name*}` matches across slashes. */
+  path: string;
+  handler: Handler;
+}
+
+interface Compiled { method: string; re: RegExp; keys: string[]; handler: Handler }
+
+const versionNumber = (v: string) => {
+  const [maj, min] = v.split('.').map(Number);
+  return maj * 1000 + min;
+};
+
+/**
+ * The Docker Engine API over HTTP/1.1: versioned (`/v1.NN/…`) and unversioned
+ * paths, Docker's headers, JSON errors. A handler's return value is sent as
+ * JSON; handlers that stream write to `ctx.res` themselves.
+ */
+export function createApiServer(routes: Route[], log: Logger): Server {
+  const compiled: Compiled[] = routes.map((r) => {
+    const keys: string[] = [];
+    const src = r.path.replace(/[.+?^$()|[\]\\]/g, '\\$&').replace(/\{(\w+)(\*?)\}/g, (_m, k: string, star: string) => {
+      keys.push(k);
+      return star ? '(.+)' : '([^/]+)';
+    });
+    return { method: r.method, re: new RegExp(`^${src}$`), keys, handler: r.handler };
+  });
+  const max = versionNumber(API_VERSION);
+  const min = versionNumber(MIN_API_VERSION);
+
+  const server = createServer({ keepAlive: true }, async (req, res) => {
+    res.setHeader('Api-Version', API_VERSION);
+    res.setHeader('Docker-Experimental', 'false');
+    res.setHeader('Ostype', 'linux');
+    res.setHeader('Server', `berth/${API_VERSION} (linux)`);
+    const ac = new AbortController();
+    res.on('close', () => {
+      if (!res.writableFinished) ac.abort();
+    });
+    try {
+      const url = new URL(req.url ?? '/', 'http://berth');
+      let path = url.pathname;
+      let version = max;
+      const vm = /^\/v(\d+)\.(\d+)(\/.*)$/.exec(path);
+      if (vm) {
+        version = Number(vm[1]) * 1000 + Number(vm[2]);
+        path = vm[3];
+        if (version > max) throw invalidArgument(`client version ${vm[1]}.${vm[2]} is too new. Maximum supported API version is ${API_VERSION}`);
+        if (version < min) throw invalidArgument(`client version ${vm[1]}.${vm[2]} is too old. Minimum supported API version is ${MIN_API_VERSION}, please upgrade your client to a newer version`);
+      }
+      const method = req.method === 'HEAD' ? 'HEAD' : req.method ?? 'GET';
+      let route: Compiled | undefined;
+      let m: RegExpExecArray | null = null;
+      let pathKnown = false;
+      for (const r of compiled) {
+        const hit = r.re.exec(path);
+        if (!hit) continue;
+        pathKnown = true;
+        if (r.method === method || (method === 'HEAD' && r.method === 'GET')) {
+          route = r;
+          m = hit;
+          break;
+        }
+      }
+      if (!route || !m) {
+        if (pathKnown) {
+          res.writeHead(405, { 'Content-Type': 'application/json' });
+          res.end(JSON.stringify({ message: `method ${method} not allowed for ${path}` }));
+          return;
+        }
+        throw notFound(`page not found`);
+      }
+      const params: Record<string, string> = {};
+      route.keys.forEach((k, i) => (params[k] = decodeURIComponent(m![i + 1])));
+      log.debug('request', { method, path });
+      const out = await route.handler({ req, res, params, query: url.searchParams, version, signal: ac.signal });
+      if (res.headersSent || res.writableEnded) {
+        if (!res.writableEnded) res.end();
+        return;
+      }
+      if (out === undefined) {
+        res.writeHead(204);
+        res.end();
+        return;
+      }
+      sendJson(res, 200, out);
+    } catch (e) {
+      sendError(res, e, log);
+    }
+  });
+  return server;
+}
+
+export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const s = JSON.stringify(body);
+  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(s) });
+  res.end(s);
+}
+
+export async function readJsonBody<T>(req: IncomingMessage, limit = 1 << 20): Promise<T | undefined> {
+  const parts: Buffer[] = [];
+  let n = 0;
+  for await (const c of req) {
+    n += (c as Buffer).length;
+    if (n > limit) throw invalidArgument('request body too large');
+    parts.push(c as Buffer);
+  }
+  if (n === 0) return undefined;
+  try {
+    return JSON.parse(Buffer.concat(parts).toString('utf8')) as T;
+  } catch (e) {
+    throw invalidArgument(`invalid JSON body: ${(e as Error).message}`, e);
+  }
+}
+
+export const boolParam = (q: URLSearchParams, k: string): boolean => {
+  const v = q.get(k);
+  return v !== null && v !== '' && v !== '0' && v.toLowerCase() !== 'false';
+};

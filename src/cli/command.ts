@@ -1,0 +1,108 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import type { ApiClient } from '../api-client/client.ts';
+
+/** A usage mistake: printed with a pointer to --help; exits 125 for flags, as docker does, else 1. */
+export class UsageError extends Error {
+  readonly exitCode: number;
+  constructor(message: string, exitCode = 1) {
+    super(message);
+    this.exitCode = exitCode;
+  }
+}
+
+/** An error already phrased for the user, with its exit code. */
+export class CliError extends Error {
+  readonly exitCode: number;
+  constructor(message: string, exitCode = 1) {
+    super(message);
+    this.exitCode = exitCode;
+  }
+}
+
+export interface Io {
+  out: (s: string) => void;
+  err: (s: string) => void;
+  stdin: NodeJS.ReadableStream & AsyncIterable<Uint8Array>;
+  stdout: NodeJS.WriteStream;
+  isTTY: boolean;
+}
+
+export interface CommandContext {
+  /** The command as the user typed it, for messages: `berth image ls`. */
+  name: string;
+  args: string[];
+  client: () => ApiClient;
+  io: Io;
+}
+
+export interface Command {
+  usage: string;
+  description: string;
+  run(ctx: CommandContext): Promise<number | void>;
+}
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+/** parseArgs with docker's messages: `unknown flag: --x`, and `--help`. */
+export function flags<O extends Options>(ctx: CommandContext, options: O, usage: string) {
+  try {
+    const parsed = parseArgs({ args: ctx.args, options: { ...options, help: { type: 'boolean' } }, allowPositionals: true, strict: true });
+    if ((parsed.values as Record<string, unknown>).help) throw new HelpRequested(usage);
+    return parsed as unknown as { values: ParsedValues<O>; positionals: string[] };
+  } catch (e) {
+    if (e instanceof HelpRequested) throw e;
+    const code = (e as { code?: string }).code;
+    if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+      const m = /'(-{1,2}[^']+)'/.exec((e as Error).message);
+      throw new UsageError(`unknown flag: ${m ? m[1] : '?'}\nSee '${ctx.name} --help'.`, 125);
+    }
+    if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+      throw new UsageError(`${(e as Error).message.split('\n')[0]}\nSee '${ctx.name} --help'.`, 125);
+    }
+    throw e;
+  }
+}
+
+type ParsedValues<O extends Options> = {
+  [K in keyof O]: O[K] extends { type: 'boolean'; multiple: true } ? boolean[] | undefined
+    : O[K] extends { type: 'string'; multiple: true } ? string[] | undefined
+    : O[K] extends { type: 'boolean' } ? boolean | undefined
+    : string | undefined;
+};
+
+export class HelpRequested extends Error {
+  readonly usage: string;
+  constructor(usage: string) {
+    super('help');
+    this.usage = usage;
+  }
+}
+
+export function requireArgs(ctx: CommandContext, positionals: string[], min: number, max: number, usage: string): void {
+  if (positionals.length >= min && positionals.length <= max) return;
+  const what = min === max ? `exactly ${min} argument${min === 1 ? '' : 's'}` : max === Infinity ? `at least ${min} argument${min === 1 ? '' : 's'}` : `between ${min} and ${max} arguments`;
+  throw new UsageError(`"${ctx.name}" requires ${what}.\nSee '${ctx.name} --help'.\n\nUsage:  ${usage.split('\n')[0]}`);
+}
+
+/** Docker's `--filter k=v` flags as the API's filters JSON. */
+export function filtersParam(list: string[] | undefined): string | undefined {
+  if (!list || list.length === 0) return undefined;
+  const out: Record<string, Record<string, boolean>> = {};
+  for (const f of list) {
+    const i = f.indexOf('=');
+    if (i <= 0) throw new CliError(`bad format of filter (expected name=value)`);
+    const k = f.slice(0, i).trim().toLowerCase();
+    (out[k] ??= {})[f.slice(i + 1)] = true;
+  }
+  return JSON.stringify(out);
+}
+
+/** Asks y/N on the terminal, as docker's prune commands do. */
+export async function confirm(io: Io, question: string): Promise<boolean> {
+  io.out(`${question} [y/N] `);
+  for await (const chunk of io.stdin) {
+    const answer = Buffer.from(chunk).toString('utf8').trim().toLowerCase();
+    return answer === 'y' || answer === 'yes';
+  }
+  return false;
+}

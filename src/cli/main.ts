@@ -1,0 +1,150 @@
+import { ApiClient, ApiError, ConnectError } from '../api-client/client.ts';
+import { CliError, type Command, HelpRequested, type Io, UsageError } from './command.ts';
+
+const DEFAULT_HOST = 'unix:///run/berth/berth.sock';
+
+/** Commands load lazily: a call pays only for the module it runs. */
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  'image ls': () => import('./commands/images.ts').then((m) => m.imageLs),
+  'image inspect': () => import('./commands/images.ts').then((m) => m.imageInspect),
+  'image tag': () => import('./commands/images.ts').then((m) => m.imageTag),
+  'image rm': () => import('./commands/images.ts').then((m) => m.imageRm),
+  'image history': () => import('./commands/images.ts').then((m) => m.imageHistory),
+  'image prune': () => import('./commands/images.ts').then((m) => m.imagePrune),
+  'image import': () => import('./commands/images.ts').then((m) => m.imageImport),
+  'image save': () => import('./commands/images.ts').then((m) => m.imageSave),
+  'image load': () => import('./commands/images.ts').then((m) => m.imageLoad),
+  'inspect': () => import('./commands/images.ts').then((m) => m.inspect),
+  'version': () => import('./commands/system.ts').then((m) => m.version),
+  'system info': () => import('./commands/system.ts').then((m) => m.info),
+  'system df': () => import('./commands/system.ts').then((m) => m.df),
+  'system prune': () => import('./commands/system.ts').then((m) => m.prune),
+  'system events': () => import('./commands/system.ts').then((m) => m.events),
+};
+
+/** Docker's short forms and synonyms. */
+const ALIASES: Record<string, string> = {
+  images: 'image ls', 'image list': 'image ls', 'image remove': 'image rm', rmi: 'image rm', tag: 'image tag',
+  history: 'image history', import: 'image import', save: 'image save', load: 'image load',
+  info: 'system info', events: 'system events',
+};
+
+const USAGE = `Usage:  berth [OPTIONS] COMMAND
+
+A container engine that speaks the Docker Engine API.
+
+Common Commands:
+  images      List images
+  inspect     Return low-level information on objects
+  version     Show the berth version information
+  info        Display system-wide information
+
+Management Commands:
+  image       Manage images
+  system      Manage berth
+
+Commands:
+  events      Get real time events from the server
+  history     Show the history of an image
+  import      Import the contents from a tarball to create a filesystem image
+  load        Load an image from a tar archive or STDIN
+  rmi         Remove one or more images
+  save        Save one or more images to a tar archive (streamed to STDOUT by default)
+  tag         Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+
+Global Options:
+  -H, --host string      Daemon socket to connect to (default: $BERTH_HOST, then $DOCKER_HOST, then ${DEFAULT_HOST})
+  -v, --version          Print version information and quit
+`;
+
+function resolveHost(flag: string | undefined): string {
+  const host = flag || process.env.BERTH_HOST || process.env.DOCKER_HOST || DEFAULT_HOST;
+  if (host.startsWith('unix://')) return host.slice('unix://'.length);
+  if (host.startsWith('/')) return host;
+  throw new CliError(`unsupported host "${host}": berth speaks to its daemon over unix:// sockets`);
+}
+
+export async function run(argv: string[], io: Io): Promise<number> {
+  let host: string | undefined;
+  let i = 0;
+  for (; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '-H' || a === '--host') host = argv[++i];
+    else if (a.startsWith('--host=')) host = a.slice(7);
+    else if (a.startsWith('-H') && a.length > 2) host = a.slice(2);
+    else if (a === '-D' || a === '--debug') continue;
+    else if (a === '-v' || a === '--version') return runCommand('version', ['--format', 'berth version {{.Client.Version}}'], host, io);
+    else if (a === '-h' || a === '--help') return io.out(USAGE), 0;
+    else if (a.startsWith('-')) {
+      io.err(`unknown flag: ${a}\nSee 'berth --help'.\n`);
+      return 125;
+    } else break;
+  }
+  const rest = argv.slice(i);
+  if (rest.length === 0) return io.out(USAGE), 0;
+  let name = rest[0];
+  let args = rest.slice(1);
+  const two = `${rest[0]} ${rest[1] ?? ''}`;
+  if (ALIASES[two] || COMMANDS[two]) {
+    name = two;
+    args = rest.slice(2);
+  } else if (rest[0] === 'image' || rest[0] === 'system') {
+    io.err(rest[1] ? `berth: '${two}' is not a berth command.\nSee 'berth ${rest[0]} --help'\n` : `Usage:  berth ${rest[0]} COMMAND\n`);
+    return rest[1] ? 1 : 0;
+  }
+  name = ALIASES[name] ?? name;
+  if (!COMMANDS[name]) {
+    io.err(`berth: '${rest[0]}' is not a berth command.\nSee 'berth --help'\n`);
+    return 1;
+  }
+  return runCommand(name, args, host, io);
+}
+
+async function runCommand(name: string, args: string[], host: string | undefined, io: Io): Promise<number> {
+  const display = `berth ${name}`;
+  try {
+    const cmd = await COMMANDS[name]();
+    let client: ApiClient | undefined;
+    const code = await cmd.run({ name: display, args, io, client: () => (client ??= new ApiClient(resolveHost(host))) });
+    return code ?? 0;
+  } catch (e) {
+    if (e instanceof HelpRequested) {
+      io.out(e.usage);
+      return 0;
+    }
+    if (e instanceof UsageError || e instanceof CliError) {
+      io.err(`${e.message}\n`);
+      return e.exitCode;
+    }
+    if (e instanceof ApiError) {
+      io.err(`Error response from daemon: ${e.message}\n`);
+      return 1;
+    }
+    if (e instanceof ConnectError) {
+      io.err(`${e.message}\n`);
+      return 1;
+    }
+    if ((e as { code?: string }).code === 'InvalidArgument') {
+      io.err(`${(e as Error).message}\n`);
+      return 1;
+    }
+    if ((e as { code?: string }).code === 'EPIPE') return 0;
+    io.err(`berth: ${(e as Error).stack ?? e}\n`);
+    return 1;
+  }
+}
+
+const io: Io = {
+  out: (s) => void process.stdout.write(s),
+  err: (s) => void process.stderr.write(s),
+  stdin: process.stdin,
+  stdout: process.stdout,
+  isTTY: Boolean(process.stdout.isTTY),
+};
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0);
+});
+const code = await run(process.argv.slice(2), io);
+// Let stdout drain before exiting so piped output is never cut short.
+if (process.stdout.writableLength > 0) process.stdout.once('drain', () => process.exit(code));
+else process.exitCode = code;

@@ -1,0 +1,154 @@
+import { randomUUID } from 'node:crypto';
+import { chmod, mkdir, readFile, unlink } from 'node:fs/promises';
+import type { Server, Socket as NetSocket } from 'node:net';
+import { connect } from 'node:net';
+import { dirname, join } from 'node:path';
+import { writeFileAtomic } from '../common/atomic-file.ts';
+import type { Digest } from '../common/digest.ts';
+import { errno, failedPrecondition } from '../common/errors.ts';
+import type { Logger } from '../common/log.ts';
+import { imageRoutes } from '../api/routes/images.ts';
+import { systemRoutes } from '../api/routes/system.ts';
+import { createApiServer } from '../api/server.ts';
+import { ContentStore } from '../content/store.ts';
+import { chainIds } from '../images/oci.ts';
+import { ImageStore } from '../images/store.ts';
+import { Unpacker } from '../images/unpack.ts';
+import { openDatabase } from '../metadata/db.ts';
+import { GarbageCollector } from '../metadata/gc.ts';
+import { LeaseManager } from '../metadata/leases.ts';
+import { OverlaySnapshotter } from '../snapshots/overlay.ts';
+import { EventBus } from '../services/events.ts';
+import { ImageService } from '../services/images.ts';
+import { acquirePidfile } from './lock.ts';
+import { pruneRoutes } from '../api/routes/prune.ts';
+
+export const VERSION = '0.1.0';
+
+export interface DaemonOptions {
+  dataRoot: string;
+  socket: string;
+  log: Logger;
+}
+
+export interface RunningDaemon {
+  close(): Promise<void>;
+}
+
+/** Composes the stores and services, recovers from any crash, and serves the API. */
+export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
+  const { dataRoot, socket, log } = opts;
+  await mkdir(dataRoot, { recursive: true, mode: 0o711 });
+  const releasePid = await acquirePidfile(join(dataRoot, 'berthd.pid'));
+  try {
+    const db = openDatabase(join(dataRoot, 'berth.db'));
+    const content = new ContentStore(join(dataRoot, 'content'));
+    await content.init();
+    const snapshots = new OverlaySnapshotter(join(dataRoot, 'snapshots'), db);
+    await snapshots.init();
+    const leases = new LeaseManager();
+    const images = new ImageStore(db, content);
+    const events = new EventBus();
+    // Extractions a crash interrupted are discarded; they are redone when needed.
+    for (const s of snapshots.list()) if (s.key.startsWith('extract-')) await snapshots.remove(s.key).catch(() => {});
+    await snapshots.removeOrphanDirs();
+    const gc = new GarbageCollector({
+      content, snapshots, leases, log: log.child({ module: 'gc' }),
+      roots: [{
+        blobs: () => images.referencedBlobs(),
+        snapshots: () => images.layerChains().map((c) => chainIds(c).at(-1)!).filter(Boolean),
+      }],
+    });
+    const unpacker = new Unpacker({ content, snapshots, leases });
+    const imageService = new ImageService({ store: images, content, unpacker, leases, gc, events, log: log.child({ module: 'images' }) });
+    const daemonId = await daemonIdentity(join(dataRoot, 'engine-id'));
+
+    const routes = [
+      ...systemRoutes({
+        events, dataRoot, daemonId, version: VERSION,
+        counts: () => ({ images: images.count(), containers: 0, running: 0, paused: 0, stopped: 0 }),
+        diskUsage: async (types) => {
+          const views = types.has('image') ? imageService.list() : [];
+          const seen = new Set<Digest>();
+          let layersSize = 0;
+          for (const v of views) for (const l of images.layers(v.record.id)) if (!seen.has(l.blob)) { seen.add(l.blob); layersSize += l.unpackedSize; }
+          const { imageSummary } = await import('../api/routes/images.ts');
+          return {
+            LayersSize: layersSize,
+            Images: types.has('image') ? views.map((v) => imageSummary(v, 1050, imageService.usage.containersUsing(v.record.id).length)) : null,
+            Containers: types.has('container') ? [] : null,
+            Volumes: types.has('volume') ? [] : null,
+            BuildCache: types.has('build-cache') ? [] : null,
+          };
+        },
+      }),
+      ...imageRoutes({
+        images: imageService,
+        graphDriverData: (id) => graphData(snapshots, images.layers(id).map((l) => l.diffId)),
+        containersUsing: (id) => imageService.usage.containersUsing(id).length,
+      }),
+      ...pruneRoutes(),
+    ];
+    const server = createApiServer(routes, log.child({ module: 'api' }));
+    await listenUnix(server, socket);
+    log.info('berthd started', { dataRoot, socket, pid: process.pid, version: VERSION });
+    gc.collect().catch((e) => log.error('start-up gc failed', { err: e }));
+
+    const conns = new Set<NetSocket>();
+    server.on('connection', (c: NetSocket) => {
+      conns.add(c);
+      c.on('close', () => conns.delete(c));
+    });
+    return {
+      async close() {
+        await new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          for (const c of conns) c.destroy();
+        });
+        await unlink(socket).catch(() => {});
+        db.close();
+        await releasePid();
+        log.info('berthd stopped');
+      },
+    };
+  } catch (e) {
+    await releasePid();
+    throw e;
+  }
+}
+
+function graphData(snapshots: OverlaySnapshotter, diffIds: Digest[]): Record<string, string> {
+  const chain = chainIds(diffIds);
+  const dirs = chain.map((c) => snapshots.stat(c)).filter((s) => s !== undefined).map((s) => join(snapshots.dir(s), 'fs'));
+  if (dirs.length !== chain.length || dirs.length === 0) return {};
+  const [upper, ...lower] = dirs.reverse();
+  return lower.length ? { LowerDir: lower.join(':'), UpperDir: upper } : { UpperDir: upper };
+}
+
+async function daemonIdentity(path: string): Promise<string> {
+  try {
+    return (await readFile(path, 'utf8')).trim();
+  } catch (e) {
+    if (errno(e) !== 'ENOENT') throw e;
+    const id = randomUUID();
+    await writeFileAtomic(path, id + '\n');
+    return id;
+  }
+}
+
+/** Listens on a unix socket, replacing a stale socket file but never a live daemon's. */
+async function listenUnix(server: Server, path: string): Promise<void> {
+  await mkdir(dirname(path), { recursive: true, mode: 0o755 });
+  const live = await new Promise<boolean>((resolve) => {
+    const c = connect(path);
+    c.once('connect', () => { c.destroy(); resolve(true); });
+    c.once('error', () => resolve(false));
+  });
+  if (live) throw failedPrecondition(`another daemon is already listening on ${path}`);
+  await unlink(path).catch((e) => { if (errno(e) !== 'ENOENT') throw e; });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(path, () => { server.off('error', reject); resolve(); });
+  });
+  await chmod(path, 0o660);
+}

@@ -1,0 +1,68 @@
+import { parseArgs } from 'node:util';
+import { isBerthError } from '../common/errors.ts';
+import { createLogger, type LogLevel } from '../common/log.ts';
+import { startDaemon, VERSION } from './daemon.ts';
+
+const USAGE = `Usage: berthd [OPTIONS]
+
+A container engine that speaks the Docker Engine API.
+
+Options:
+      --data-root string   Root directory of persistent state (default "/var/lib/berth")
+  -H, --host string        Daemon socket to listen on (default "unix:///run/berth/berth.sock")
+  -l, --log-level string   Set the logging level ("debug"|"info"|"warn"|"error") (default "info")
+  -v, --version            Print version information and quit
+`;
+
+async function main(): Promise<void> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      options: {
+        'data-root': { type: 'string', default: '/var/lib/berth' },
+        host: { type: 'string', short: 'H', default: 'unix:///run/berth/berth.sock' },
+        'log-level': { type: 'string', short: 'l', default: 'info' },
+        version: { type: 'boolean', short: 'v' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      allowPositionals: false,
+    }));
+  } catch (e) {
+    process.stderr.write(`berthd: ${(e as Error).message}\n\n${USAGE}`);
+    process.exit(125);
+  }
+  if (values.help) return void process.stdout.write(USAGE);
+  if (values.version) return void process.stdout.write(`berthd version ${VERSION}\n`);
+  const level = values['log-level'] as LogLevel;
+  if (!['debug', 'info', 'warn', 'error'].includes(level)) {
+    process.stderr.write(`berthd: unknown log level "${level}"\n`);
+    process.exit(125);
+  }
+  const host = values.host!;
+  if (!host.startsWith('unix://')) {
+    process.stderr.write(`berthd: only unix:// hosts are supported, got "${host}"\n`);
+    process.exit(125);
+  }
+  const log = createLogger(level, { component: 'berthd' });
+  let daemon;
+  try {
+    daemon = await startDaemon({ dataRoot: values['data-root']!, socket: host.slice('unix://'.length), log });
+  } catch (e) {
+    process.stderr.write(`berthd: ${isBerthError(e) ? e.message : (e as Error).stack}\n`);
+    process.exit(1);
+  }
+  let stopping = false;
+  const stop = (sig: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info('shutting down', { signal: sig });
+    daemon.close().then(() => process.exit(0), (e) => {
+      log.error('shutdown failed', { err: e });
+      process.exit(1);
+    });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+await main();

@@ -1,0 +1,103 @@
+import { DatabaseSync } from 'node:sqlite';
+
+/**
+ * The one metadata database: names, records, leases and snapshots, in WAL mode.
+ * Schema changes are appended to MIGRATIONS, never edited: the index + 1 is the
+ * schema version stored in `PRAGMA user_version`.
+ */
+const MIGRATIONS: readonly string[] = [
+  // 1: images, references, layers, snapshots and leases
+  `
+  CREATE TABLE images (
+    id TEXT PRIMARY KEY,                -- sha256 digest of the image config: Docker's image ID
+    manifest TEXT NOT NULL,             -- digest of the manifest blob in the content store
+    manifest_media_type TEXT NOT NULL,
+    config_media_type TEXT NOT NULL,
+    created TEXT NOT NULL,              -- RFC 3339 creation time from the config ('' if absent)
+    size INTEGER NOT NULL,              -- uncompressed size of all layers
+    platform TEXT NOT NULL,             -- os/arch[/variant]
+    labels TEXT NOT NULL,               -- JSON object from config.config.Labels
+    parent TEXT NOT NULL DEFAULT '',    -- local parent image ID (classic builder), else ''
+    added_at INTEGER NOT NULL           -- ms since epoch, for stable ordering
+  );
+  CREATE TABLE image_refs (
+    ref TEXT PRIMARY KEY,               -- fully normalised: docker.io/library/busybox:latest or repo@sha256:…
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL CHECK (kind IN ('tag', 'digest')),
+    created_at INTEGER NOT NULL
+  );
+  CREATE INDEX image_refs_by_image ON image_refs(image_id);
+  CREATE TABLE image_layers (
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    blob TEXT NOT NULL,                 -- digest of the layer blob as stored (maybe compressed)
+    diff_id TEXT NOT NULL,              -- digest of the uncompressed tar
+    size INTEGER NOT NULL,              -- blob size
+    unpacked_size INTEGER NOT NULL,     -- uncompressed tar size, which Docker reports
+    media_type TEXT NOT NULL,
+    PRIMARY KEY (image_id, idx)
+  );
+  CREATE INDEX image_layers_by_blob ON image_layers(blob);
+  CREATE TABLE snapshots (
+    key TEXT PRIMARY KEY,               -- chain ID for committed layers, a caller key for active ones
+    id INTEGER NOT NULL UNIQUE,         -- directory number under snapshots/
+    parent TEXT NOT NULL DEFAULT '',
+    kind TEXT NOT NULL CHECK (kind IN ('committed', 'active', 'view')),
+    size INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL
+  );
+  CREATE TABLE leases (
+    id TEXT PRIMARY KEY,
+    created_at INTEGER NOT NULL
+  );
+  CREATE TABLE lease_resources (
+    lease TEXT NOT NULL REFERENCES leases(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL,                 -- 'blob' | 'snapshot'
+    key TEXT NOT NULL,
+    PRIMARY KEY (lease, kind, key)
+  );
+  `,
+];
+
+export type Db = DatabaseSync;
+
+export function openDatabase(path: string): DatabaseSync {
+  const db = new DatabaseSync(path);
+  db.exec('PRAGMA journal_mode = WAL');
+  db.exec('PRAGMA synchronous = NORMAL');
+  db.exec('PRAGMA foreign_keys = ON');
+  db.exec('PRAGMA busy_timeout = 5000');
+  migrate(db);
+  return db;
+}
+
+export function schemaVersion(db: DatabaseSync): number {
+  return (db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version;
+}
+
+function migrate(db: DatabaseSync): void {
+  const current = schemaVersion(db);
+  if (current > MIGRATIONS.length) {
+    throw new Error(`database schema version ${current} is newer than this berthd understands (${MIGRATIONS.length})`);
+  }
+  for (let v = current; v < MIGRATIONS.length; v++) {
+    transaction(db, () => {
+      db.exec(MIGRATIONS[v]);
+      db.exec(`PRAGMA user_version = ${v + 1}`);
+    });
+  }
+}
+
+/** Runs fn inside one transaction; nested calls join the outer one. */
+export function transaction<T>(db: DatabaseSync, fn: () => T): T {
+  if (db.isTransaction) return fn();
+  db.exec('BEGIN IMMEDIATE');
+  try {
+    const out = fn();
+    db.exec('COMMIT');
+    return out;
+  } catch (e) {
+    db.exec('ROLLBACK');
+    throw e;
+  }
+}
