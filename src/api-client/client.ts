@@ -1,4 +1,5 @@
-import { request as httpRequest, type IncomingMessage } from 'node:http';
+import type { ClientRequest, IncomingMessage } from 'node:http';
+import { http } from '../common/node-http.ts';
 import type { Readable } from 'node:stream';
 
 export const CLIENT_API_VERSION = '1.50';
@@ -58,7 +59,7 @@ export class ApiClient {
       headers['Content-Type'] ??= 'application/x-tar';
     }
     const res = await new Promise<IncomingMessage>((resolve, reject) => {
-      const req = httpRequest({
+      const req = http.request({
         socketPath: this.socket, method, path: `/v${CLIENT_API_VERSION}${path}${q ? `?${q}` : ''}`,
         headers: { Host: 'berth', 'User-Agent': 'berth-cli', ...headers }, signal: opts.signal,
       }, resolve);
@@ -109,7 +110,7 @@ function checkMessage<T extends Record<string, unknown>>(m: T): T {
   return m;
 }
 
-async function pump(src: Readable | AsyncIterable<Uint8Array>, dst: import('node:http').ClientRequest): Promise<void> {
+async function pump(src: Readable | AsyncIterable<Uint8Array>, dst: ClientRequest): Promise<void> {
   for await (const chunk of src) {
     if (!dst.write(chunk)) await new Promise((r) => dst.once('drain', r));
   }

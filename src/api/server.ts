@@ -1,4 +1,5 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { http } from '../common/node-http.ts';
 import { invalidArgument, notFound } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
 import { sendError } from './errors.ts';
@@ -50,7 +51,7 @@ export function createApiServer(routes: Route[], log: Logger): Server {
   const max = versionNumber(API_VERSION);
   const min = versionNumber(MIN_API_VERSION);
 
-  const server = createServer({ keepAlive: true }, async (req, res) => {
+  const server = http.createServer({ keepAlive: true }, async (req, res) => {
     res.setHeader('Api-Version', API_VERSION);
     res.setHeader('Docker-Experimental', 'false');
     res.setHeader('Ostype', 'linux');

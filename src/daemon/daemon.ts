@@ -7,7 +7,7 @@ import { writeFileAtomic } from '../common/atomic-file.ts';
 import type { Digest } from '../common/digest.ts';
 import { errno, failedPrecondition } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
-import { imageRoutes } from '../api/routes/images.ts';
+import { imageRoutes, imageSummary } from '../api/routes/images.ts';
 import { systemRoutes } from '../api/routes/system.ts';
 import { createApiServer } from '../api/server.ts';
 import { ContentStore } from '../content/store.ts';
@@ -72,7 +72,6 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
           const seen = new Set<Digest>();
           let layersSize = 0;
           for (const v of views) for (const l of images.layers(v.record.id)) if (!seen.has(l.blob)) { seen.add(l.blob); layersSize += l.unpackedSize; }
-          const { imageSummary } = await import('../api/routes/images.ts');
           return {
             LayersSize: layersSize,
             Images: types.has('image') ? views.map((v) => imageSummary(v, 1050, imageService.usage.containersUsing(v.record.id).length)) : null,

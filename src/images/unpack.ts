@@ -4,7 +4,6 @@ import type { Readable } from 'node:stream';
 import type { Digest } from '../common/digest.ts';
 import { invalidArgument, isBerthError } from '../common/errors.ts';
 import type { ContentStore } from '../content/store.ts';
-import { applyLayer } from '../diff/layer.ts';
 import type { LeaseManager } from '../metadata/leases.ts';
 import type { OverlaySnapshotter } from '../snapshots/overlay.ts';
 import { chainIds, isGzipLayer, isZstdLayer } from './oci.ts';
@@ -59,6 +58,8 @@ export class Unpacker {
           yield c as Buffer;
         }
       }
+      // Loaded on first unpack, so an idle daemon does not hold the layer code.
+      const { applyLayer } = await import('../diff/layer.ts');
       const { size } = await applyLayer(this.#snapshots.fsPath(key), hashed(), { signal });
       const got: Digest = `sha256:${hash.digest('hex')}`;
       if (got !== layer.diffId) throw invalidArgument(`layer ${layer.blob} unpacked to ${got}, expected diff ID ${layer.diffId}`);

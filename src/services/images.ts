@@ -3,8 +3,8 @@ import { shortId } from '../common/digest.ts';
 import { conflict, invalidArgument, notFound } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
 import type { ContentStore } from '../content/store.ts';
-import { type LoadedImage, type SaveItem, loadArchive, saveArchive } from '../images/archive.ts';
-import { type ImportOptions, importTarball } from '../images/import.ts';
+import type { LoadedImage, SaveItem } from '../images/archive.ts';
+import type { ImportOptions } from '../images/import.ts';
 import type { ImageConfig } from '../images/oci.ts';
 import {
   type Reference, familiarRepository, familiarString, formatReference, parseReference, parseStoredRef, repositoryName, withDefaultTag,
@@ -27,6 +27,13 @@ export interface ImageView {
 }
 
 export type DeleteItem = { Untagged: string } | { Deleted: string };
+
+/**
+ * The archive and import code (tar, layer scanning, zlib) loads on first use:
+ * an idle daemon does not pay its memory.
+ */
+const archiveModule = () => import('../images/archive.ts');
+const importModule = () => import('../images/import.ts');
 
 export const IMAGE_LIST_FILTERS = ['dangling', 'label', 'before', 'since', 'reference', 'until'] as const;
 export const IMAGE_PRUNE_FILTERS = ['dangling', 'label', 'label!', 'until'] as const;
@@ -219,6 +226,7 @@ export class ImageService {
   async load(source: AsyncIterable<Uint8Array>, signal?: AbortSignal): Promise<LoadedImage[]> {
     const lease = this.#leases.create();
     try {
+      const { loadArchive } = await archiveModule();
       const loaded = await loadArchive(source, { content: this.#content, images: this.#store }, lease, signal);
       for (const l of loaded) this.#events.emit('image', 'load', l.id, l.tags[0] ? { name: l.tags[0] } : {});
       return loaded;
@@ -261,9 +269,10 @@ export class ImageService {
     return [...items.values()];
   }
 
-  save(items: SaveItem[], signal?: AbortSignal): AsyncGenerator<Buffer> {
+  async *save(items: SaveItem[], signal?: AbortSignal): AsyncGenerator<Buffer> {
     for (const i of items) this.#events.emit('image', 'save', i.image.id, i.tags[0] ? { name: familiarString(i.tags[0]) } : {});
-    return saveArchive(items, { content: this.#content, images: this.#store }, signal);
+    const { saveArchive } = await archiveModule();
+    yield* saveArchive(items, { content: this.#content, images: this.#store }, signal);
   }
 
   async import(source: AsyncIterable<Uint8Array>, target: string | undefined, opts: ImportOptions): Promise<Digest> {
@@ -271,6 +280,7 @@ export class ImageService {
     if (ref?.digest) throw invalidArgument('refusing to import with a digest reference');
     const lease = this.#leases.create();
     try {
+      const { importTarball } = await importModule();
       const img = await importTarball(source, this.#content, lease, opts);
       this.#store.create(img, ref ? [ref] : []);
       this.#events.emit('image', 'import', img.id, ref ? { name: familiarString(ref) } : {});
