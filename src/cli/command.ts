@@ -1,3 +1,4 @@
+import { createReadStream, type ReadStream } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { ApiClient } from '../api-client/client.ts';
 
@@ -105,4 +106,14 @@ export async function confirm(io: Io, question: string): Promise<boolean> {
     return answer === 'y' || answer === 'yes';
   }
   return false;
+}
+
+/** Opens a file the user named for reading, failing with docker's wording before any request is made. */
+export async function openInput(path: string): Promise<ReadStream> {
+  const stream = createReadStream(path, { highWaterMark: 1 << 20 });
+  await new Promise<void>((resolve, reject) => {
+    stream.once('open', () => resolve());
+    stream.once('error', (e: NodeJS.ErrnoException) => reject(new CliError(`open ${path}: ${e.code === 'ENOENT' ? 'no such file or directory' : e.message}`)));
+  });
+  return stream;
 }

@@ -68,13 +68,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
         events, dataRoot, daemonId, version: VERSION,
         counts: () => ({ images: images.count(), containers: 0, running: 0, paused: 0, stopped: 0 }),
         diskUsage: async (types) => {
-          const views = types.has('image') ? imageService.list() : [];
-          const seen = new Set<Digest>();
-          let layersSize = 0;
-          for (const v of views) for (const l of images.layers(v.record.id)) if (!seen.has(l.blob)) { seen.add(l.blob); layersSize += l.unpackedSize; }
+          const du = types.has('image') ? imageService.diskUsage() : { layersSize: 0, images: [] };
           return {
-            LayersSize: layersSize,
-            Images: types.has('image') ? views.map((v) => imageSummary(v, 1050, imageService.usage.containersUsing(v.record.id).length)) : null,
+            LayersSize: du.layersSize,
+            Images: types.has('image') ? du.images.map((i) => imageSummary(i.view, 1050, i.containers)) : null,
             Containers: types.has('container') ? [] : null,
             Volumes: types.has('volume') ? [] : null,
             BuildCache: types.has('build-cache') ? [] : null,
@@ -84,7 +81,6 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       ...imageRoutes({
         images: imageService,
         graphDriverData: (id) => graphData(snapshots, images.layers(id).map((l) => l.diffId)),
-        containersUsing: (id) => imageService.usage.containersUsing(id).length,
       }),
       ...pruneRoutes(),
     ];

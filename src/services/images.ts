@@ -12,7 +12,7 @@ import {
 import { type ImageRecord, type ImageStore, type LayerRecord, type RefRecord, displayName } from '../images/store.ts';
 import type { Unpacker } from '../images/unpack.ts';
 import type { GarbageCollector } from '../metadata/gc.ts';
-import type { LeaseManager } from '../metadata/leases.ts';
+import type { Lease, LeaseManager } from '../metadata/leases.ts';
 import type { EventBus } from './events.ts';
 import { boolFilter, matchLabels, parseFilters, parseTimestamp, pathMatch } from './filters.ts';
 
@@ -223,21 +223,31 @@ export class ImageService {
     return n;
   }
 
-  async load(source: AsyncIterable<Uint8Array>, signal?: AbortSignal): Promise<LoadedImage[]> {
+  /**
+   * Runs an ingest under a lease. If it fails, what it wrote and nothing
+   * references is swept before the error goes out, so refused input leaves
+   * the store as it was.
+   */
+  async #ingest<T>(fn: (lease: Lease) => Promise<T>): Promise<T> {
     const lease = this.#leases.create();
     try {
-      const { loadArchive } = await archiveModule();
-      const loaded = await loadArchive(source, { content: this.#content, images: this.#store }, lease, signal);
-      for (const l of loaded) this.#events.emit('image', 'load', l.id, l.tags[0] ? { name: l.tags[0] } : {});
-      return loaded;
+      return await fn(lease);
     } catch (e) {
       lease.release();
-      // What this load wrote and nothing references goes now, so a refused archive leaves the store as it was.
       await this.#gc.collect();
       throw e;
     } finally {
       lease.release();
     }
+  }
+
+  load(source: AsyncIterable<Uint8Array>, signal?: AbortSignal): Promise<LoadedImage[]> {
+    return this.#ingest(async (lease) => {
+      const { loadArchive } = await archiveModule();
+      const loaded = await loadArchive(source, { content: this.#content, images: this.#store }, lease, signal);
+      for (const l of loaded) this.#events.emit('image', 'load', l.id, l.tags[0] ? { name: l.tags[0] } : {});
+      return loaded;
+    });
   }
 
   /** Resolves `docker save` names: a repository without a tag means all of its tags. */
@@ -255,16 +265,21 @@ export class ImageService {
       } catch { /* an ID */ }
       if (ref && !ref.tag && !ref.digest) {
         const repo = repositoryName(ref);
-        const tagged = this.#store.list().flatMap((img) =>
-          this.#store.refs(img.id).filter((r) => r.kind === 'tag' && repositoryName(parseStoredRef(r.ref)) === repo).map((r) => [img, parseStoredRef(r.ref)] as const));
-        if (tagged.length > 0) {
-          for (const [img, r] of tagged) add(img, r);
-          continue;
+        let found = false;
+        for (const [id, refs] of this.#store.allRefs()) {
+          for (const r of refs) {
+            const parsed = parseStoredRef(r.ref);
+            if (r.kind !== 'tag' || repositoryName(parsed) !== repo) continue;
+            add(this.#store.get(id)!, parsed);
+            found = true;
+          }
         }
+        if (found) continue;
       }
       const image = this.#store.find(name);
       if (!image) throw notFound(`No such image: ${displayName(name)}`);
-      add(image, ref && ref.tag && !ref.digest && !image.id.includes(name) ? withDefaultTag(ref) : undefined);
+      // Named by tag, the archive names it by that tag; named by ID or digest, it goes untagged, as in Docker.
+      add(image, ref?.tag && !ref.digest ? ref : undefined);
     }
     return [...items.values()];
   }
@@ -278,20 +293,28 @@ export class ImageService {
   async import(source: AsyncIterable<Uint8Array>, target: string | undefined, opts: ImportOptions): Promise<Digest> {
     const ref = target ? withDefaultTag(parseReference(target)) : undefined;
     if (ref?.digest) throw invalidArgument('refusing to import with a digest reference');
-    const lease = this.#leases.create();
-    try {
+    return this.#ingest(async (lease) => {
       const { importTarball } = await importModule();
       const img = await importTarball(source, this.#content, lease, opts);
       this.#store.create(img, ref ? [ref] : []);
       this.#events.emit('image', 'import', img.id, ref ? { name: familiarString(ref) } : {});
       return img.id;
-    } catch (e) {
-      lease.release();
-      await this.#gc.collect();
-      throw e;
-    } finally {
-      lease.release();
-    }
+    });
+  }
+
+  /** `GET /system/df`: every image with its container count, and the bytes of distinct layers. */
+  diskUsage(): { layersSize: number; images: { view: ImageView; containers: number }[] } {
+    const seen = new Set<Digest>();
+    let layersSize = 0;
+    const images = this.list().map((view) => {
+      for (const l of this.#store.layers(view.record.id)) {
+        if (seen.has(l.blob)) continue;
+        seen.add(l.blob);
+        layersSize += l.unpackedSize;
+      }
+      return { view, containers: this.#containersOf(view.record.id).length };
+    });
+    return { layersSize, images };
   }
 
   /** Makes the image's layers into snapshots; returns the top chain ID. */

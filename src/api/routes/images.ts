@@ -72,7 +72,6 @@ export function imageHistory(rec: ImageRecord, refs: RefRecord[], config: ImageC
 export interface ImageBackend {
   images: ImageService;
   graphDriverData(id: Digest): Record<string, string>;
-  containersUsing(id: Digest): number;
 }
 
 export function imageRoutes(b: ImageBackend): Route[] {
@@ -80,9 +79,8 @@ export function imageRoutes(b: ImageBackend): Route[] {
   return [
     {
       method: 'GET', path: '/images/json', handler: (ctx) => {
-        const views = svc.list({ filters: ctx.query.get('filters') });
-        const withCounts = boolParam(ctx.query, 'shared-size') || false;
-        return views.map((v) => imageSummary(v, ctx.version, withCounts ? b.containersUsing(v.record.id) : -1));
+        // Containers stays -1 here, as in Docker: only `system df` counts them.
+        return svc.list({ filters: ctx.query.get('filters') }).map((v) => imageSummary(v, ctx.version));
       },
     },
     {

@@ -1,7 +1,8 @@
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
+import { rename, unlink } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { ApiError } from '../../api-client/client.ts';
-import { type Command, type CommandContext, CliError, confirm, filtersParam, flags, requireArgs } from '../command.ts';
+import { type Command, type CommandContext, CliError, confirm, filtersParam, flags, openInput, requireArgs } from '../command.ts';
 import { formatItems } from '../format/table.ts';
 import { parseTemplate } from '../format/template.ts';
 import { goTime, humanDuration, humanSize } from '../units.ts';
@@ -328,8 +329,7 @@ Options:
     requireArgs(ctx, positionals, 1, 2, this.usage);
     const [src, target] = positionals;
     if (/^https?:\/\//.test(src)) throw new CliError('berth import takes a file or -, not a URL');
-    const stream = src === '-' ? ctx.io.stdin : createReadStream(src);
-    if (src !== '-') await new Promise<void>((resolve, reject) => (stream as import('node:fs').ReadStream).once('open', () => resolve()).once('error', (e) => reject(new CliError(`open ${src}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : e.message}`))));
+    const stream = src === '-' ? ctx.io.stdin : await openInput(src);
     const res = await ctx.client().request('POST', '/images/create', {
       query: { fromSrc: '-', repo: target, changes: values.change, message: values.message, platform: values.platform },
       stream,
@@ -355,12 +355,15 @@ Options:
     requireArgs(ctx, positionals, 1, Infinity, this.usage);
     if (!values.output && ctx.io.isTTY) throw new CliError('Cowardly refusing to save to a terminal. Use the -o flag or redirect');
     const res = await ctx.client().request('GET', '/images/get', { query: { names: positionals } });
-    let complete = false;
-    res.once('end', () => (complete = res.complete));
-    const out = values.output ? createWriteStream(`${values.output}.tmp-${process.pid}`) : ctx.io.stdout;
-    await pipeline(res, out, { end: Boolean(values.output) });
-    if (!res.complete && !complete) throw new CliError('Error: the daemon ended the archive early');
-    if (values.output) await import('node:fs/promises').then((fs) => fs.rename(`${values.output}.tmp-${process.pid}`, values.output!));
+    // A file appears only whole: written beside its name, renamed at the end.
+    const tmp = values.output && `${values.output}.tmp-${process.pid}`;
+    try {
+      await pipeline(res, tmp ? createWriteStream(tmp) : ctx.io.stdout, { end: Boolean(tmp) });
+    } catch (e) {
+      if (tmp) await unlink(tmp).catch(() => {});
+      throw new CliError(`Error: the archive was cut short: ${(e as Error).message}`);
+    }
+    if (tmp) await rename(tmp, values.output!);
   },
 };
 
@@ -381,8 +384,7 @@ Options:
     const { values, positionals } = flags(ctx, { input: { type: 'string', short: 'i' }, quiet: { type: 'boolean', short: 'q' } }, this.usage);
     requireArgs(ctx, positionals, 0, 0, this.usage);
     if (!values.input && process.stdin.isTTY) throw new CliError('requested load from stdin, but stdin is empty');
-    const stream = values.input ? createReadStream(values.input, { highWaterMark: 1 << 20 }) : ctx.io.stdin;
-    if (values.input) await new Promise<void>((resolve, reject) => (stream as import('node:fs').ReadStream).once('open', () => resolve()).once('error', (e) => reject(new CliError(`open ${values.input}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : e.message}`))));
+    const stream = values.input ? await openInput(values.input) : ctx.io.stdin;
     const res = await ctx.client().request('POST', '/images/load', { query: { quiet: values.quiet }, stream });
     for await (const m of ctx.client().messages<{ stream?: string }>(res)) if (m.stream) ctx.io.out(m.stream);
   },
