@@ -4,7 +4,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 
 const SRC = resolve(import.meta.dirname, '..', 'src');
-const STORES = ['content', 'snapshots', 'diff', 'metadata', 'images', 'distribution', 'builder', 'runtime', 'network', 'volumes'];
+const STORES = ['content', 'snapshots', 'diff', 'metadata', 'images', 'distribution', 'builder', 'runtime', 'network', 'volumes', 'logs'];
 
 /** Which top-level modules each module may import (itself always allowed). */
 const ALLOWED: Record<string, string[]> = {

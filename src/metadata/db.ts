@@ -57,6 +57,23 @@ const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (lease, kind, key)
   );
   `,
+  // 2: containers
+  `
+  CREATE TABLE containers (
+    id TEXT PRIMARY KEY,                -- 64 hex; its first 12 are unique too, so short IDs never clash
+    short_id TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL UNIQUE,          -- without Docker's leading '/'
+    image TEXT NOT NULL,                -- the image as the user named it
+    image_id TEXT NOT NULL,
+    created TEXT NOT NULL,              -- RFC 3339
+    config TEXT NOT NULL,               -- JSON: Docker's container Config
+    host_config TEXT NOT NULL,          -- JSON: Docker's HostConfig
+    state TEXT NOT NULL,                -- JSON: Docker's State
+    restart_count INTEGER NOT NULL DEFAULT 0,
+    labels TEXT NOT NULL DEFAULT '{}'
+  );
+  CREATE INDEX containers_by_image ON containers(image_id);
+  `,
 ];
 
 export type Db = DatabaseSync;
