@@ -1,4 +1,6 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { Duplex } from 'node:stream';
 import { http } from '../common/node-http.ts';
 import { invalidArgument, notFound } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
@@ -16,6 +18,12 @@ export interface Context {
   version: number;
   /** Aborted when the client goes away. */
   signal: AbortSignal;
+  /**
+   * Takes over the connection for a raw stream (attach, exec): with `Upgrade:
+   * tcp` it answers 101 and hands over the socket, as Docker does; without, it
+   * answers 200 and streams over the response.
+   */
+  hijack(): Duplex;
 }
 
 export type Handler = (ctx: Context) => Promise<unknown> | unknown;
@@ -51,7 +59,7 @@ export function createApiServer(routes: Route[], log: Logger): Server {
   const max = versionNumber(API_VERSION);
   const min = versionNumber(MIN_API_VERSION);
 
-  const server = http.createServer({ keepAlive: true }, async (req, res) => {
+  const dispatch = async (req: IncomingMessage, res: ServerResponse, upgrade?: { socket: Socket; head: Buffer }) => {
     res.setHeader('Api-Version', API_VERSION);
     res.setHeader('Docker-Experimental', 'false');
     res.setHeader('Ostype', 'linux');
@@ -96,7 +104,22 @@ export function createApiServer(routes: Route[], log: Logger): Server {
       const params: Record<string, string> = {};
       route.keys.forEach((k, i) => (params[k] = decodeURIComponent(m![i + 1])));
       log.debug('request', { method, path });
-      const out = await route.handler({ req, res, params, query: url.searchParams, version, signal: ac.signal });
+      let hijacked = false;
+      const hijack = (): Duplex => {
+        hijacked = true;
+        if (upgrade) {
+          res.detachSocket(upgrade.socket);
+          upgrade.socket.write('HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n');
+          if (upgrade.head.length) upgrade.socket.unshift(upgrade.head);
+          upgrade.socket.on('close', () => ac.abort());
+          return upgrade.socket;
+        }
+        res.writeHead(200, { 'Content-Type': 'application/vnd.docker.raw-stream' });
+        res.flushHeaders();
+        return Duplex.from({ readable: req, writable: res });
+      };
+      const out = await route.handler({ req, res, params, query: url.searchParams, version, signal: ac.signal, hijack });
+      if (hijacked) return;
       if (res.headersSent || res.writableEnded) {
         if (!res.writableEnded) res.end();
         return;
@@ -110,6 +133,15 @@ export function createApiServer(routes: Route[], log: Logger): Server {
     } catch (e) {
       sendError(res, e, log);
     }
+  };
+  const server = http.createServer({ keepAlive: true }, (req, res) => void dispatch(req, res));
+  // `Upgrade: tcp` requests (attach, exec start) arrive here with the raw socket;
+  // a response object on that socket serves errors and ordinary answers alike.
+  server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    const res = new http.ServerResponse(req);
+    res.assignSocket(socket);
+    res.on('finish', () => socket.end());
+    void dispatch(req, res, { socket, head });
   });
   return server;
 }
