@@ -5,7 +5,7 @@ import { ApiError } from '../../api-client/client.ts';
 import { type Command, type CommandContext, CliError, confirm, filtersParam, flags, openInput, requireArgs } from '../command.ts';
 import { formatItems } from '../format/table.ts';
 import { parseTemplate } from '../format/template.ts';
-import { goTime, humanDuration, humanSize } from '../units.ts';
+import { goTime, humanDuration, humanSize } from '../../common/units.ts';
 
 interface ImageSummary {
   Id: string; ParentId: string; RepoTags: string[] | null; RepoDigests: string[] | null; Created: number; Size: number;

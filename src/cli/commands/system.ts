@@ -2,7 +2,7 @@ import { arch } from 'node:os';
 import { type Command, CliError, confirm, filtersParam, flags, requireArgs } from '../command.ts';
 import { formatItems } from '../format/table.ts';
 import { parseTemplate } from '../format/template.ts';
-import { humanSize } from '../units.ts';
+import { humanSize } from '../../common/units.ts';
 import { pruneImages } from './images.ts';
 import { CLIENT_API_VERSION } from '../../api-client/client.ts';
 
