@@ -1,3 +1,4 @@
+import type { Duplex } from 'node:stream';
 import type { Digest } from '../common/digest.ts';
 import { conflict, failedPrecondition, invalidArgument, notFound } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
@@ -13,8 +14,17 @@ import { familiarString, parseReference, withDefaultTag } from '../images/refere
 export interface ContainerRuntime {
   /** Prepares the root filesystem (snapshot) for a new container. */
   prepare(rec: ContainerRecord): Promise<void>;
-  /** Starts the process; resolves once it runs, with its host pid. Rejects with the runtime's error (mapped to 126/127 codes by the caller). */
-  start(rec: ContainerRecord): Promise<{ pid: number }>;
+  /**
+   * Starts the process and resolves once it runs, with its host pid.
+   * `beforeExec` runs after the monitor holds the container's stdio and
+   * before the command executes, so attaches made before start miss nothing.
+   * Rejects with a StartError carrying Docker's exit code (126, 127) when the command cannot run.
+   */
+  start(rec: ContainerRecord, beforeExec: () => Promise<void>): Promise<{ pid: number }>;
+  /** A connection to the running container's stdio: stdcopy frames out, raw bytes in. */
+  attach(rec: ContainerRecord): Promise<Duplex>;
+  closeStdin(rec: ContainerRecord): Promise<void>;
+  resize(rec: ContainerRecord, rows: number, cols: number): Promise<void>;
   /** Resolves when the container's process has exited, with how it ended. */
   exited(rec: ContainerRecord): Promise<ExitStatus>;
   signal(rec: ContainerRecord, signal: string): Promise<void>;
@@ -27,6 +37,15 @@ export interface ContainerRuntime {
   /** Whether a container the records say runs is in fact alive (after a daemon restart). */
   alive(rec: ContainerRecord): Promise<boolean>;
   logPath(rec: ContainerRecord): string;
+}
+
+/** A start that failed because the command could not run: Docker's 126 or 127. */
+export class StartError extends Error {
+  readonly exitCode: number;
+  constructor(message: string, exitCode: number) {
+    super(message);
+    this.exitCode = exitCode;
+  }
 }
 
 export interface ExitStatus {
@@ -145,6 +164,9 @@ export class ContainerService {
     await this.#runtime.remove(c);
     this.#store.delete(c.id);
     this.#events.emit('container', 'destroy', c.id, { image: c.image, name: c.name });
+    const ws = this.#removeWaiters.get(c.id);
+    this.#removeWaiters.delete(c.id);
+    for (const w of ws ?? []) w();
   }
 
   async kill(idOrName: string, signal = 'SIGKILL'): Promise<void> {
@@ -154,19 +176,210 @@ export class ContainerService {
     this.#events.emit('container', 'kill', c.id, { image: c.image, name: c.name, signal: signalNumber(signal) });
   }
 
-  #setState(c: ContainerRecord, patch: Partial<ContainerState>): void {
+  #setState(c: ContainerRecord, patch: Partial<ContainerState & { ManuallyStopped: boolean }>): void {
     c.state = { ...c.state, ...patch };
     this.#store.setState(c.id, c.state);
   }
 
-  /** For the runtime glue and start: record that the process runs. */
-  markRunning(c: ContainerRecord, pid: number): void {
-    this.#setState(c, { Status: 'running', Running: true, Paused: false, Restarting: false, Pid: pid, ExitCode: 0, Error: '', StartedAt: new Date().toISOString(), FinishedAt: ZERO_TIME, OOMKilled: false });
+  /** Attaches waiting for the container to start: connected to its stdio just before the command runs. */
+  #pendingAttach = new Map<string, Set<(conn: Duplex) => void>>();
+  #exitWaiters = new Map<string, Set<(s: ExitStatus) => void>>();
+  #removeWaiters = new Map<string, Set<() => void>>();
+
+  async start(idOrName: string): Promise<'started' | 'already'> {
+    const c = this.#store.resolve(idOrName);
+    if (c.state.Running) return 'already';
+    if (c.state.Status === 'removing' || c.state.Status === 'dead') throw conflict(`cannot start a container in state ${c.state.Status}`);
+    this.#setState(c, { ManuallyStopped: false } as Partial<ContainerState>);
+    await this.#startProcess(c);
+    return 'started';
   }
 
-  failedPrecondition = failedPrecondition;
-  log(): Logger {
-    return this.#log;
+  async #startProcess(c: ContainerRecord): Promise<void> {
+    try {
+      const { pid } = await this.#runtime.start(c, async () => {
+        const waiting = this.#pendingAttach.get(c.id);
+        this.#pendingAttach.delete(c.id);
+        for (const connect of waiting ?? []) connect(await this.#runtime.attach(c));
+      });
+      this.#setState(c, {
+        Status: 'running', Running: true, Paused: false, Restarting: false, Pid: pid, ExitCode: 0, Error: '',
+        StartedAt: new Date().toISOString(), FinishedAt: ZERO_TIME, OOMKilled: false,
+      });
+    } catch (e) {
+      const code = e instanceof StartError ? e.exitCode : 128;
+      this.#setState(c, { Status: c.state.Status === 'restarting' ? 'exited' : c.state.Status, Running: false, Restarting: false, ExitCode: code, Error: (e as Error).message, Pid: 0 });
+      await this.#runtime.cleanup(c).catch(() => {});
+      this.#events.emit('container', 'die', c.id, { image: c.image, name: c.name, exitCode: String(code) });
+      this.#resolveExit(c, { exitCode: code, oomKilled: false, finishedAt: new Date().toISOString(), error: (e as Error).message });
+      throw e instanceof StartError ? invalidArgument(e.message, e) : e;
+    }
+    this.#events.emit('container', 'start', c.id, { image: c.image, name: c.name });
+    this.#watch(c);
+  }
+
+  /** Follows a running container to its exit, then applies the restart policy or --rm. */
+  #watch(c: ContainerRecord): void {
+    const p = this.#runtime.exited(c);
+    this.#watchers.set(c.id, p);
+    p.then((status) => this.#onExit(c.id, status)).catch((e) => this.#log.error('exit handling failed', { id: c.id, err: e }));
+  }
+
+  async #onExit(id: string, status: ExitStatus): Promise<void> {
+    const c = this.#store.get(id);
+    this.#watchers.delete(id);
+    if (!c) return;
+    this.#setState(c, {
+      Status: 'exited', Running: false, Paused: false, Restarting: false, Pid: 0, ExitCode: status.exitCode,
+      OOMKilled: status.oomKilled, FinishedAt: status.finishedAt, Error: status.error ?? '',
+    });
+    await this.#runtime.cleanup(c).catch((e) => this.#log.warn('cleanup failed', { id, err: e }));
+    if (status.oomKilled) this.#events.emit('container', 'oom', c.id, { image: c.image, name: c.name });
+    this.#events.emit('container', 'die', c.id, { image: c.image, name: c.name, exitCode: String(status.exitCode) });
+    this.#resolveExit(c, status);
+    if (this.#shouldRestart(c, status.exitCode)) {
+      const n = c.restartCount + 1;
+      this.#store.setRestartCount(c.id, n);
+      c.restartCount = n;
+      this.#setState(c, { Status: 'restarting', Restarting: true });
+      // Docker's back-off: 100 ms, doubling, capped at a minute.
+      await new Promise((r) => setTimeout(r, Math.min(100 * 2 ** Math.min(n - 1, 10), 60_000)));
+      const now = this.#store.get(c.id);
+      if (!now || !now.state.Restarting) return;
+      await this.#startProcess(now).catch((e) => this.#log.warn('restart failed', { id, err: e }));
+      return;
+    }
+    if (c.hostConfig.AutoRemove) await this.remove(c.id).catch((e) => this.#log.warn('auto-remove failed', { id, err: e }));
+  }
+
+  #shouldRestart(c: ContainerRecord, exitCode: number): boolean {
+    const policy = c.hostConfig.RestartPolicy ?? { Name: 'no' };
+    if ((c.state as { ManuallyStopped?: boolean }).ManuallyStopped) return false;
+    switch (policy.Name) {
+      case 'always': case 'unless-stopped': return true;
+      case 'on-failure': return exitCode !== 0 && (!policy.MaximumRetryCount || c.restartCount < policy.MaximumRetryCount);
+      default: return false;
+    }
+  }
+
+  #resolveExit(c: ContainerRecord, s: ExitStatus): void {
+    const ws = this.#exitWaiters.get(c.id);
+    this.#exitWaiters.delete(c.id);
+    for (const w of ws ?? []) w(s);
+  }
+
+  /** `docker wait` and the CLI's run: the exit code for `not-running`, `next-exit` or `removed`. */
+  async wait(idOrName: string, condition = 'not-running', signal?: AbortSignal): Promise<{ StatusCode: number; Error: { Message: string } | null }> {
+    const c = this.#store.resolve(idOrName);
+    if (!['not-running', 'next-exit', 'removed'].includes(condition)) throw invalidArgument(`invalid condition: "${condition}"`);
+    const result = (code: number, err: string) => ({ StatusCode: code, Error: err ? { Message: err } : null });
+    if (condition === 'not-running' && !c.state.Running && !c.state.Restarting) return result(c.state.ExitCode, '');
+    const abort = new Promise<never>((_r, reject) => signal?.addEventListener('abort', () => reject(new Error('client went away'))));
+    if (condition === 'removed') {
+      const exit = this.#nextExit(c.id);
+      await Promise.race([new Promise<void>((r) => this.#addWaiter(this.#removeWaiters, c.id, r)), abort]);
+      const s = await Promise.race([exit, Promise.resolve(undefined)]);
+      return result(s?.exitCode ?? this.#store.get(c.id)?.state.ExitCode ?? c.state.ExitCode, '');
+    }
+    const s = await Promise.race([this.#nextExit(c.id), abort]);
+    return result(s.exitCode, '');
+  }
+
+  #nextExit(id: string): Promise<ExitStatus> {
+    return new Promise((r) => this.#addWaiter(this.#exitWaiters, id, r));
+  }
+
+  #addWaiter<T>(map: Map<string, Set<T>>, id: string, w: T): void {
+    let set = map.get(id);
+    if (!set) map.set(id, (set = new Set()));
+    set.add(w);
+  }
+
+  async stop(idOrName: string, opts: { timeout?: number; signal?: string } = {}): Promise<'stopped' | 'already'> {
+    const c = this.#store.resolve(idOrName);
+    this.#setState(c, { ManuallyStopped: true } as Partial<ContainerState>);
+    if (c.state.Restarting) {
+      this.#setState(c, { Status: 'exited', Restarting: false });
+      return 'stopped';
+    }
+    if (!c.state.Running) return 'already';
+    const exit = this.#nextExit(c.id);
+    const sig = opts.signal || c.config.StopSignal || 'SIGTERM';
+    const timeout = opts.timeout ?? c.config.StopTimeout ?? 10;
+    if (c.state.Paused) await this.#runtime.resume(c).catch(() => {});
+    await this.#runtime.signal(c, sig).catch(() => {});
+    const timedOut = timeout < 0 ? false : await Promise.race([exit.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), timeout * 1000))]);
+    if (timedOut) await this.#runtime.signal(c, 'SIGKILL').catch(() => {});
+    await exit;
+    this.#events.emit('container', 'stop', c.id, { image: c.image, name: c.name });
+    return 'stopped';
+  }
+
+  async restart(idOrName: string, opts: { timeout?: number; signal?: string } = {}): Promise<void> {
+    const c = this.#store.resolve(idOrName);
+    if (c.state.Running) await this.stop(c.id, opts);
+    await this.start(c.id);
+    this.#events.emit('container', 'restart', c.id, { image: c.image, name: c.name });
+  }
+
+  async pause(idOrName: string): Promise<void> {
+    const c = this.#store.resolve(idOrName);
+    if (!c.state.Running) throw conflict(`Container ${c.id} is not running`);
+    if (c.state.Paused) throw conflict(`Container ${c.id} is already paused`);
+    await this.#runtime.pause(c);
+    this.#setState(c, { Status: 'paused', Paused: true });
+    this.#events.emit('container', 'pause', c.id, { image: c.image, name: c.name });
+  }
+
+  async unpause(idOrName: string): Promise<void> {
+    const c = this.#store.resolve(idOrName);
+    if (!c.state.Paused) throw conflict(`Container ${c.id} is not paused`);
+    await this.#runtime.resume(c);
+    this.#setState(c, { Status: 'running', Paused: false });
+    this.#events.emit('container', 'unpause', c.id, { image: c.image, name: c.name });
+  }
+
+  /**
+   * An attach: immediately to a running container, or held until start for a
+   * created one (the way `docker run` attaches before it starts).
+   */
+  attach(idOrName: string): Promise<Duplex> {
+    const c = this.#store.resolve(idOrName);
+    if (c.state.Running) return this.#runtime.attach(c);
+    return new Promise((resolve) => this.#addWaiter(this.#pendingAttach, c.id, resolve));
+  }
+
+  closeStdin(c: ContainerRecord): Promise<void> {
+    return this.#runtime.closeStdin(c);
+  }
+
+  resize(idOrName: string, rows: number, cols: number): Promise<void> {
+    const c = this.#store.resolve(idOrName);
+    if (!c.state.Running) throw conflict(`cannot resize container ${c.id}: it is not running`);
+    return this.#runtime.resize(c, rows, cols);
+  }
+
+  logPath(c: ContainerRecord): string {
+    return this.#runtime.logPath(c);
+  }
+
+  /** Resolves when the running container exits (for log following). */
+  exitOf(c: ContainerRecord): Promise<unknown> {
+    return c.state.Running ? this.#nextExit(c.id) : Promise.resolve();
+  }
+
+  /**
+   * After a daemon start: containers the records call running are followed
+   * again if alive, or given their exit if they ended while the daemon was
+   * away.
+   */
+  async reconcile(): Promise<void> {
+    for (const c of this.#store.list()) {
+      if (!c.state.Running && !c.state.Restarting) continue;
+      // An exit while the daemon was away goes through #onExit like any other: restart policy and --rm included.
+      if (await this.#runtime.alive(c)) this.#watch(c);
+      else await this.#onExit(c.id, await this.#runtime.exited(c));
+    }
   }
 }
 
