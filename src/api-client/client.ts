@@ -1,4 +1,5 @@
 import type { ClientRequest, IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import { http } from '../common/node-http.ts';
 import type { Readable } from 'node:stream';
 
@@ -80,6 +81,42 @@ export class ApiClient {
       throw new ApiError(res.statusCode!, message || `HTTP ${res.statusCode}`);
     }
     return res;
+  }
+
+  /**
+   * A hijacked connection (attach, exec start): `Upgrade: tcp`, as the docker
+   * CLI sends, answered by 101 and then a raw two-way stream.
+   */
+  async upgrade(method: string, path: string, opts: RequestOptions = {}): Promise<Socket> {
+    const qs = new URLSearchParams();
+    for (const [k, v] of Object.entries(opts.query ?? {})) {
+      if (v === undefined) continue;
+      qs.set(k, typeof v === 'boolean' ? (v ? '1' : '0') : String(v));
+    }
+    const payload = opts.body === undefined ? undefined : Buffer.from(JSON.stringify(opts.body));
+    return new Promise<Socket>((resolve, reject) => {
+      const req = http.request({
+        socketPath: this.socket, method, path: `/v${CLIENT_API_VERSION}${path}?${qs}`,
+        headers: {
+          Host: 'berth', Connection: 'Upgrade', Upgrade: 'tcp',
+          ...(payload ? { 'Content-Type': 'application/json', 'Content-Length': String(payload.length) } : {}),
+        },
+      });
+      req.on('upgrade', (_res, socket, head) => {
+        if (head.length) socket.unshift(head);
+        resolve(socket);
+      });
+      req.on('response', async (res) => {
+        const text = (await readAll(res)).toString('utf8');
+        let message = text.trim();
+        try {
+          message = JSON.parse(text).message ?? message;
+        } catch { /* plain text */ }
+        reject(new ApiError(res.statusCode ?? 500, message));
+      });
+      req.on('error', (e: NodeJS.ErrnoException) => reject(e.code === 'ENOENT' || e.code === 'ECONNREFUSED' ? new ConnectError(this.socket, e) : e));
+      req.end(payload);
+    });
   }
 
   async json<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {

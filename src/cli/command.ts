@@ -117,3 +117,31 @@ export async function openInput(path: string): Promise<ReadStream> {
   });
   return stream;
 }
+
+/**
+ * Splits `[OPTIONS] IMAGE [COMMAND] [ARG...]`: options end at the first
+ * positional, and everything after it belongs to the container's command,
+ * flags included (`run busybox ls -la`).
+ */
+export function splitAtFirstPositional(args: string[], options: Options): { flags: string[]; rest: string[] } {
+  const takesValue = (a: string): boolean => {
+    if (a.startsWith('--')) {
+      if (a.includes('=')) return false;
+      return options[a.slice(2)]?.type === 'string';
+    }
+    // A group like -it or -dp8080: the value-taking flag may come last in the group.
+    for (let i = 1; i < a.length; i++) {
+      const entry = Object.values(options).find((o) => o.short === a[i]);
+      if (entry?.type === 'string') return i === a.length - 1;
+    }
+    return false;
+  };
+  let i = 0;
+  while (i < args.length) {
+    const a = args[i];
+    if (a === '--') return { flags: args.slice(0, i), rest: args.slice(i + 1) };
+    if (!a.startsWith('-') || a === '-') break;
+    i += takesValue(a) ? 2 : 1;
+  }
+  return { flags: args.slice(0, i), rest: args.slice(i) };
+}

@@ -15,6 +15,19 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   'image save': () => import('./commands/images.ts').then((m) => m.imageSave),
   'image load': () => import('./commands/images.ts').then((m) => m.imageLoad),
   'inspect': () => import('./commands/images.ts').then((m) => m.inspect),
+  'container run': () => import('./commands/containers.ts').then((m) => m.run),
+  'container create': () => import('./commands/containers.ts').then((m) => m.create),
+  'container start': () => import('./commands/containers.ts').then((m) => m.startCmd),
+  'container stop': () => import('./commands/containers.ts').then((m) => m.stop),
+  'container restart': () => import('./commands/containers.ts').then((m) => m.restart),
+  'container kill': () => import('./commands/containers.ts').then((m) => m.kill),
+  'container pause': () => import('./commands/containers.ts').then((m) => m.pause),
+  'container unpause': () => import('./commands/containers.ts').then((m) => m.unpause),
+  'container rm': () => import('./commands/containers.ts').then((m) => m.rm),
+  'container wait': () => import('./commands/containers.ts').then((m) => m.wait),
+  'container rename': () => import('./commands/containers.ts').then((m) => m.rename),
+  'container logs': () => import('./commands/containers.ts').then((m) => m.logs),
+  'container ls': () => import('./commands/containers.ts').then((m) => m.ps),
   'version': () => import('./commands/system.ts').then((m) => m.version),
   'system info': () => import('./commands/system.ts').then((m) => m.info),
   'system df': () => import('./commands/system.ts').then((m) => m.df),
@@ -27,6 +40,10 @@ const ALIASES: Record<string, string> = {
   images: 'image ls', 'image list': 'image ls', 'image remove': 'image rm', rmi: 'image rm', tag: 'image tag',
   history: 'image history', import: 'image import', save: 'image save', load: 'image load',
   info: 'system info', events: 'system events',
+  run: 'container run', create: 'container create', start: 'container start', stop: 'container stop', restart: 'container restart',
+  kill: 'container kill', pause: 'container pause', unpause: 'container unpause', rm: 'container rm', 'container remove': 'container rm',
+  wait: 'container wait', rename: 'container rename', logs: 'container logs', ps: 'container ls', 'container ps': 'container ls',
+  'container list': 'container ls',
 };
 
 const USAGE = `Usage:  berth [OPTIONS] COMMAND
@@ -34,12 +51,15 @@ const USAGE = `Usage:  berth [OPTIONS] COMMAND
 A container engine that speaks the Docker Engine API.
 
 Common Commands:
+  run         Create and run a new container from an image
+  ps          List containers
   images      List images
   inspect     Return low-level information on objects
   version     Show the berth version information
   info        Display system-wide information
 
 Management Commands:
+  container   Manage containers
   image       Manage images
   system      Manage berth
 
@@ -88,7 +108,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
   if (ALIASES[two] || COMMANDS[two]) {
     name = two;
     args = rest.slice(2);
-  } else if (rest[0] === 'image' || rest[0] === 'system') {
+  } else if (rest[0] === 'image' || rest[0] === 'system' || rest[0] === 'container') {
     io.err(rest[1] ? `berth: '${two}' is not a berth command.\nSee 'berth ${rest[0]} --help'\n` : `Usage:  berth ${rest[0]} COMMAND\n`);
     return rest[1] ? 1 : 0;
   }
