@@ -59,7 +59,7 @@ export interface CreateOptions {
   signal?: AbortSignal;
 }
 
-export interface ExecOptions {
+export interface RuncExecOptions {
   /** Return once the process started, leaving it running (`--detach`). */
   detach?: boolean;
   pidFile?: string;
@@ -314,7 +314,7 @@ export class Runc {
    * waits and returns the exit code and output; with `detach` it returns once
    * the process has started (its pid in `pidFile`).
    */
-  async exec(id: string, proc: OciProcess, opts: ExecOptions = {}): Promise<RunResult> {
+  async exec(id: string, proc: OciProcess, opts: RuncExecOptions = {}): Promise<RunResult> {
     await mkdir(this.#tmp, { recursive: true });
     const file = join(this.#tmp, `process-${randomBytes(8).toString('hex')}.json`);
     await writeFile(file, encodeSpec(proc), { mode: 0o600 });
