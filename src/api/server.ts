@@ -131,6 +131,8 @@ export function createApiServer(routes: Route[], log: Logger): Server {
       }
       sendJson(res, 200, out);
     } catch (e) {
+      // The client hung up: there is no one to tell, and nothing went wrong on our side.
+      if (ac.signal.aborted) return void res.destroy();
       sendError(res, e, log);
     }
   };

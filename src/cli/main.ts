@@ -165,6 +165,7 @@ process.stdout.on('error', (e: NodeJS.ErrnoException) => {
   if (e.code === 'EPIPE') process.exit(0);
 });
 const code = await run(process.argv.slice(2), io);
-// Let stdout drain before exiting so piped output is never cut short.
+// Exit explicitly (a request still open, such as run's wait after a failed start, must not keep
+// the CLI alive), but only after stdout has drained, so piped output is never cut short.
 if (process.stdout.writableLength > 0) process.stdout.once('drain', () => process.exit(code));
-else process.exitCode = code;
+else process.exit(code);

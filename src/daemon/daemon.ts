@@ -22,6 +22,11 @@ import { EventBus } from '../services/events.ts';
 import { ImageService } from '../services/images.ts';
 import { acquirePidfile } from './lock.ts';
 import { pruneRoutes } from '../api/routes/prune.ts';
+import { containerRoutes } from '../api/routes/containers.ts';
+import { ContainerStore } from '../metadata/containers.ts';
+import { RuncRuntime } from '../runtime/containers.ts';
+import { ContainerService } from '../services/containers.ts';
+import { fileURLToPath } from 'node:url';
 
 export const VERSION = '0.1.0';
 
@@ -57,16 +62,33 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       roots: [{
         blobs: () => images.referencedBlobs(),
         snapshots: () => images.layerChains().map((c) => chainIds(c).at(-1)!).filter(Boolean),
+      }, {
+        // A container's own snapshot is the key of its writable layer.
+        blobs: () => [],
+        snapshots: () => containerStore.list().map((c) => c.id),
       }],
     });
     const unpacker = new Unpacker({ content, snapshots, leases });
     const imageService = new ImageService({ store: images, content, unpacker, leases, gc, events, log: log.child({ module: 'images' }) });
     const daemonId = await daemonIdentity(join(dataRoot, 'engine-id'));
+    const containerStore = new ContainerStore(db);
+    const runtime = new RuncRuntime({
+      dataRoot, snapshots, log: log.child({ module: 'runtime' }),
+      unpack: (imageId) => imageService.unpack(imageId),
+      monitorBin: fileURLToPath(new URL('../../monitor/berth-monitor', import.meta.url)),
+      initBin: '/usr/bin/tini-static',
+    });
+    const containers = new ContainerService({ store: containerStore, images: imageService, runtime, events, log: log.child({ module: 'containers' }) });
 
     const routes = [
       ...systemRoutes({
         events, dataRoot, daemonId, version: VERSION,
-        counts: () => ({ images: images.count(), containers: 0, running: 0, paused: 0, stopped: 0 }),
+        counts: () => {
+          const all = containerStore.list();
+          const running = all.filter((c) => c.state.Running && !c.state.Paused).length;
+          const paused = all.filter((c) => c.state.Paused).length;
+          return { images: images.count(), containers: all.length, running, paused, stopped: all.length - running - paused };
+        },
         diskUsage: async (types) => {
           const du = types.has('image') ? imageService.diskUsage() : { layersSize: 0, images: [] };
           return {
@@ -82,12 +104,14 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
         images: imageService,
         graphDriverData: (id) => graphData(snapshots, images.layers(id).map((l) => l.diffId)),
       }),
+      ...containerRoutes(containers),
       ...pruneRoutes(),
     ];
     const server = createApiServer(routes, log.child({ module: 'api' }));
     await listenUnix(server, socket);
     log.info('berthd started', { dataRoot, socket, pid: process.pid, version: VERSION });
     gc.collect().catch((e) => log.error('start-up gc failed', { err: e }));
+    await containers.reconcile().catch((e) => log.error('reconciling containers failed', { err: e }));
 
     const conns = new Set<NetSocket>();
     server.on('connection', (c: NetSocket) => {

@@ -116,12 +116,14 @@ export class ContainerStore {
       do id = randomBytes(32).toString('hex');
       while (this.#q.shortTaken.get(id.slice(0, 12)));
       const name = c.name ? validName(c.name) : this.#freeName();
+      // Docker's default hostname is the short ID.
+      const config: DockerConfig = { ...c.config, Hostname: c.config.Hostname || id.slice(0, 12) };
       const taken = this.#q.byName.get(name) as Row | undefined;
       if (taken) {
         throw conflict(`Conflict. The container name "/${name}" is already in use by container "${taken.id}". You have to remove (or rename) that container to be able to reuse that name.`);
       }
-      this.#q.insert.run(id, id.slice(0, 12), name, c.image, c.imageId, c.created, JSON.stringify(c.config), JSON.stringify(c.hostConfig),
-        JSON.stringify(c.state), JSON.stringify(c.config.Labels ?? {}));
+      this.#q.insert.run(id, id.slice(0, 12), name, c.image, c.imageId, c.created, JSON.stringify(config), JSON.stringify(c.hostConfig),
+        JSON.stringify(c.state), JSON.stringify(config.Labels ?? {}));
       return this.get(id)!;
     });
   }

@@ -5,10 +5,11 @@ import type { Logger } from '../common/log.ts';
 import { humanDuration } from '../common/units.ts';
 import { type ContainerRecord, type ContainerState, type ContainerStore, type DockerConfig, type DockerHostConfig, ZERO_TIME, initialState } from '../metadata/containers.ts';
 import type { EventBus } from './events.ts';
-import { matchLabels, parseFilters } from './filters.ts';
+import { matchLabels, parseFilters, parseTimestamp } from './filters.ts';
 import type { ImageService } from './images.ts';
 import { mergeImageConfig, processArgs } from './container-config.ts';
 import { familiarString, parseReference, withDefaultTag } from '../images/reference.ts';
+import { type ExitInfo, RuntimeStartError } from '../runtime/containers.ts';
 
 /** What actually runs a container: bundle, monitor, runc. Implemented in runtime/. */
 export interface ContainerRuntime {
@@ -18,7 +19,7 @@ export interface ContainerRuntime {
    * Starts the process and resolves once it runs, with its host pid.
    * `beforeExec` runs after the monitor holds the container's stdio and
    * before the command executes, so attaches made before start miss nothing.
-   * Rejects with a StartError carrying Docker's exit code (126, 127) when the command cannot run.
+   * Rejects with a RuntimeStartError carrying Docker's exit code (126, 127) when the command cannot run.
    */
   start(rec: ContainerRecord, beforeExec: () => Promise<void>): Promise<{ pid: number }>;
   /** A connection to the running container's stdio: stdcopy frames out, raw bytes in. */
@@ -39,21 +40,7 @@ export interface ContainerRuntime {
   logPath(rec: ContainerRecord): string;
 }
 
-/** A start that failed because the command could not run: Docker's 126 or 127. */
-export class StartError extends Error {
-  readonly exitCode: number;
-  constructor(message: string, exitCode: number) {
-    super(message);
-    this.exitCode = exitCode;
-  }
-}
-
-export interface ExitStatus {
-  exitCode: number;
-  oomKilled: boolean;
-  finishedAt: string;
-  error?: string;
-}
+export type ExitStatus = ExitInfo;
 
 export const CONTAINER_LIST_FILTERS = ['status', 'name', 'id', 'label', 'ancestor', 'exited', 'before', 'since', 'volume', 'health', 'network', 'publish', 'expose', 'is-task'] as const;
 
@@ -101,11 +88,8 @@ export class ContainerService {
     const hostConfig = normalizeHostConfig(HostConfig ?? {});
     const rec = this.#store.create({
       name, image: req.Image, imageId: image.id, created: new Date().toISOString(),
-      config: { ...config, Image: req.Image, Hostname: config.Hostname || '' }, hostConfig, state: initialState(),
+      config: { ...config, Image: req.Image }, hostConfig, state: initialState(),
     });
-    if (!rec.config.Hostname) {
-      rec.config.Hostname = rec.shortId;
-    }
     try {
       await this.#runtime.prepare(rec);
     } catch (e) {
@@ -169,6 +153,23 @@ export class ContainerService {
     for (const w of ws ?? []) w();
   }
 
+  /** `docker container prune`: every stopped container. */
+  async prune(filters?: string | null): Promise<{ ContainersDeleted: string[] | null; SpaceReclaimed: number }> {
+    const f = parseFilters(filters, ['until', 'label', 'label!']);
+    const until = f.get('until')?.map((v) => parseTimestamp(v));
+    const deleted: string[] = [];
+    for (const c of this.#store.list()) {
+      if (c.state.Running || c.state.Paused || c.state.Restarting) continue;
+      if (!matchLabels(f.get('label'), c.config.Labels ?? {})) continue;
+      if (f.get('label!')?.some((l) => matchLabels([l], c.config.Labels ?? {}))) continue;
+      if (until && !until.every((t) => Date.parse(c.created) <= t)) continue;
+      await this.remove(c.id);
+      deleted.push(c.id);
+    }
+    this.#events.emit('container', 'prune', '', { reclaimed: '0' });
+    return { ContainersDeleted: deleted.length ? deleted : null, SpaceReclaimed: 0 };
+  }
+
   async kill(idOrName: string, signal = 'SIGKILL'): Promise<void> {
     const c = this.#store.resolve(idOrName);
     if (!c.state.Running) throw conflict(`cannot kill container: ${c.id}: container ${c.id} is not running`);
@@ -207,12 +208,14 @@ export class ContainerService {
         StartedAt: new Date().toISOString(), FinishedAt: ZERO_TIME, OOMKilled: false,
       });
     } catch (e) {
-      const code = e instanceof StartError ? e.exitCode : 128;
+      const code = e instanceof RuntimeStartError ? e.exitCode : 128;
       this.#setState(c, { Status: c.state.Status === 'restarting' ? 'exited' : c.state.Status, Running: false, Restarting: false, ExitCode: code, Error: (e as Error).message, Pid: 0 });
       await this.#runtime.cleanup(c).catch(() => {});
       this.#events.emit('container', 'die', c.id, { image: c.image, name: c.name, exitCode: String(code) });
       this.#resolveExit(c, { exitCode: code, oomKilled: false, finishedAt: new Date().toISOString(), error: (e as Error).message });
-      throw e instanceof StartError ? invalidArgument(e.message, e) : e;
+      // As in Docker, --rm also covers a container that never got to run.
+      if (c.hostConfig.AutoRemove) await this.remove(c.id).catch((err) => this.#log.warn('auto-remove failed', { id: c.id, err }));
+      throw e instanceof RuntimeStartError ? invalidArgument(e.message, e) : e;
     }
     this.#events.emit('container', 'start', c.id, { image: c.image, name: c.name });
     this.#watch(c);

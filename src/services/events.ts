@@ -56,18 +56,21 @@ export class EventBus {
     try {
       if (opts.sinceNs !== undefined) for (const e of this.#ring.filter(inWindow)) yield e;
       if (!live) return;
-      const timer = opts.untilNs !== undefined ? setTimeout(() => wake?.(), Number((opts.untilNs - nowNs()) / 1_000_000n) + 1) : undefined;
-      try {
-        while (!opts.signal?.aborted && (opts.untilNs === undefined || nowNs() <= opts.untilNs)) {
-          if (queue.length === 0) await new Promise<void>((r) => (wake = r));
-          wake = undefined;
-          while (queue.length > 0) {
-            const e = queue.shift()!;
-            if (inWindow(e)) yield e;
-          }
+      while (!opts.signal?.aborted && (opts.untilNs === undefined || nowNs() <= opts.untilNs)) {
+        if (queue.length === 0) {
+          // Each wait carries its own deadline, so an `until` passing between waits is never missed.
+          let timer: NodeJS.Timeout | undefined;
+          await new Promise<void>((r) => {
+            wake = r;
+            if (opts.untilNs !== undefined) timer = setTimeout(r, Number((opts.untilNs - nowNs()) / 1_000_000n) + 1);
+          });
+          clearTimeout(timer);
         }
-      } finally {
-        clearTimeout(timer);
+        wake = undefined;
+        while (queue.length > 0) {
+          const e = queue.shift()!;
+          if (inWindow(e)) yield e;
+        }
       }
     } finally {
       this.#subs.delete(sub);

@@ -44,6 +44,7 @@ export function containerRoutes(svc: ContainerService): Route[] {
         ctx.res.end(JSON.stringify({ Id: c.id, Warnings: [] }));
       },
     },
+    { method: 'POST', path: '/containers/prune', handler: (ctx) => svc.prune(ctx.query.get('filters')) },
     {
       method: 'GET', path: '/containers/json', handler: (ctx) =>
         svc.list({ all: boolParam(ctx.query, 'all'), limit: Number(ctx.query.get('limit') ?? 0) || undefined, filters: ctx.query.get('filters') }).map(summary),

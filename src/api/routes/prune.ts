@@ -1,17 +1,15 @@
 import type { Route } from '../server.ts';
 
 /**
- * Prune endpoints of resources this daemon does not hold yet (containers,
- * networks, volumes, build cache). `docker system prune` calls each; there is
+ * Endpoints of resources this daemon does not hold yet (networks, volumes,
+ * build cache). `docker system prune` calls each; there is
  * nothing of these kinds to remove, and saying so is the true answer.
  */
 export function pruneRoutes(): Route[] {
   return [
-    { method: 'POST', path: '/containers/prune', handler: () => ({ ContainersDeleted: null, SpaceReclaimed: 0 }) },
     { method: 'POST', path: '/networks/prune', handler: () => ({ NetworksDeleted: null }) },
     { method: 'POST', path: '/volumes/prune', handler: () => ({ VolumesDeleted: null, SpaceReclaimed: 0 }) },
     { method: 'POST', path: '/build/prune', handler: () => ({ CachesDeleted: null, SpaceReclaimed: 0 }) },
-    { method: 'GET', path: '/containers/json', handler: () => [] },
     { method: 'GET', path: '/volumes', handler: () => ({ Volumes: [], Warnings: null }) },
     { method: 'GET', path: '/networks', handler: () => [] },
   ];

@@ -171,8 +171,31 @@ Options:
   async run(ctx) {
     const { values, positionals } = flags(ctx, { format: { type: 'string', short: 'f' }, type: { type: 'string' } }, this.usage);
     requireArgs(ctx, positionals, 1, Infinity, this.usage);
-    if (values.type && values.type !== 'image') throw new CliError(`"${values.type}" is not a valid value for --type`);
-    return inspectImages(ctx, positionals, values.format, (n) => `Error: No such object: ${n}`);
+    const type = values.type ?? '';
+    if (!['', 'container', 'image'].includes(type)) throw new CliError(`"${type}" is not a valid value for --type`);
+    if (values.format) parseTemplate(values.format);
+    // Like docker: a container by that name or ID first, then an image.
+    const found: unknown[] = [];
+    const missing: string[] = [];
+    for (const n of positionals) {
+      let obj: unknown;
+      for (const kind of type ? [type] : ['container', 'image']) {
+        try {
+          obj = await ctx.client().json('GET', `/${kind}s/${encodeURIComponent(n)}/json`);
+          break;
+        } catch (e) {
+          if (!(e instanceof ApiError && e.status === 404)) throw e;
+        }
+      }
+      if (obj === undefined) missing.push(`Error: No such ${type === 'container' ? 'container' : type === 'image' ? 'image' : 'object'}: ${n}`);
+      else found.push(obj);
+    }
+    if (found.length > 0 || missing.length === 0) printInspect(ctx, found, values.format);
+    if (missing.length) {
+      ctx.io.err(missing.join('\n') + '\n');
+      return 1;
+    }
+    return 0;
   },
 };
 

@@ -1,0 +1,324 @@
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rm, writeFile, watch } from 'node:fs/promises';
+import { connect, type Socket } from 'node:net';
+
+import { join } from 'node:path';
+import { errno, invalidArgument } from '../common/errors.ts';
+import type { Logger } from '../common/log.ts';
+import type { ContainerRecord } from '../metadata/containers.ts';
+import type { OverlaySnapshotter } from '../snapshots/overlay.ts';
+import { encodeSpec } from './oci-spec.ts';
+import { isMounted, mountRootfs, unmountRootfs } from './rootfs.ts';
+import { Runc } from './runc.ts';
+import { type MountRequest, type SpecOptions, buildSpec, cgroupPath } from './spec.ts';
+import { resolveUser } from './user.ts';
+
+export interface ExitInfo {
+  exitCode: number;
+  oomKilled: boolean;
+  finishedAt: string;
+  error?: string;
+}
+
+/** Why a start failed, with Docker's exit code for it (126 cannot execute, 127 not found). */
+export class RuntimeStartError extends Error {
+  readonly exitCode: number;
+  constructor(message: string, exitCode: number) {
+    super(message);
+    this.exitCode = exitCode;
+  }
+}
+
+export interface RuncRuntimeOptions {
+  dataRoot: string;
+  snapshots: OverlaySnapshotter;
+  /** Makes the image's layers into snapshots and returns the top chain ID. */
+  unpack: (imageId: string) => Promise<string>;
+  monitorBin: string;
+  /** Absolute path of runc (the monitor runs it); found on PATH by default. */
+  runcBin?: string;
+  initBin?: string;
+  log: Logger;
+}
+
+/**
+ * Runs containers with runc under berth-monitor. A container's files live in
+ * `<data-root>/containers/<id>/` (bundle config.json, rootfs mount point, log,
+ * hosts files); the monitor's sockets and exit file in
+ * `<data-root>/run/<short-id>/`, short enough for unix socket paths.
+ */
+export class RuncRuntime {
+  #o: RuncRuntimeOptions;
+  #runc: Runc;
+
+  constructor(o: RuncRuntimeOptions) {
+    this.#o = o;
+    this.#runc = new Runc({ root: join(o.dataRoot, 'runc'), binary: o.runcBin ?? findOnPath('runc') });
+  }
+
+  dir(c: ContainerRecord): string {
+    return join(this.#o.dataRoot, 'containers', c.id);
+  }
+
+  runDir(c: ContainerRecord): string {
+    return join(this.#o.dataRoot, 'run', c.shortId);
+  }
+
+  logPath(c: ContainerRecord): string {
+    return join(this.dir(c), `${c.id}-json.log`);
+  }
+
+  async prepare(c: ContainerRecord): Promise<void> {
+    const top = await this.#o.unpack(c.imageId);
+    await this.#o.snapshots.prepare(c.id, top);
+    const dir = this.dir(c);
+    await mkdir(join(dir, 'rootfs'), { recursive: true });
+    await writeFile(join(dir, 'hostname'), `${c.config.Hostname}\n`);
+    await writeFile(join(dir, 'hosts'), hostsFile(c));
+    await writeFile(join(dir, 'resolv.conf'), await readFile('/etc/resolv.conf', 'utf8').catch(() => ''));
+    await writeFile(join(dir, '.dockerenv'), '');
+  }
+
+  async start(c: ContainerRecord, beforeExec: () => Promise<void>): Promise<{ pid: number }> {
+    const dir = this.dir(c);
+    const rootfs = join(dir, 'rootfs');
+    if (!(await isMounted(rootfs))) await mountRootfs(this.#o.snapshots.mounts(c.id), rootfs);
+    try {
+      const spec = buildSpec(await this.#specOptions(c, rootfs));
+      await writeFile(join(dir, 'config.json'), encodeSpec(spec));
+      const runDir = this.runDir(c);
+      await rm(runDir, { recursive: true, force: true });
+      await mkdir(runDir, { recursive: true, mode: 0o700 });
+      await mkdir(this.#runc.root, { recursive: true, mode: 0o700 });
+      // A leftover runc state from a crash would make create fail.
+      await this.#runc.delete(c.id, { force: true }).catch(() => {});
+      const pid = await this.#spawnMonitor(c, runDir);
+      await beforeExec();
+      try {
+        await this.#runc.start(c.id);
+      } catch (e) {
+        throw startError((e as Error).message);
+      }
+      return { pid };
+    } catch (e) {
+      await this.cleanup(c).catch(() => {});
+      throw e;
+    }
+  }
+
+  async #specOptions(c: ContainerRecord, rootfs: string): Promise<SpecOptions> {
+    const hc = c.hostConfig;
+    const user = await resolveUser(rootfs, c.config.User ?? '', hc.GroupAdd ?? []);
+    const mounts: MountRequest[] = [];
+    for (const b of hc.Binds ?? []) mounts.push(parseBind(b));
+    for (const [dest, opts] of Object.entries((hc.Tmpfs ?? {}) as Record<string, string>)) {
+      mounts.push({ type: 'tmpfs', destination: dest, options: opts ? opts.split(',') : [] });
+    }
+    for (const m of (hc.Mounts ?? []) as { Type: string; Source?: string; Target: string; ReadOnly?: boolean; TmpfsOptions?: { SizeBytes?: number } }[]) {
+      if (m.Type === 'bind') mounts.push({ type: 'bind', source: m.Source!, destination: m.Target, readonly: m.ReadOnly });
+      else if (m.Type === 'tmpfs') mounts.push({ type: 'tmpfs', destination: m.Target, sizeBytes: m.TmpfsOptions?.SizeBytes, readonly: m.ReadOnly });
+      else throw invalidArgument(`mount type ${m.Type} is not supported yet`);
+    }
+    const net = hc.NetworkMode === 'host' ? { network: 'host' as const } : {};
+    const dir = this.dir(c);
+    return {
+      id: c.id,
+      args: [...(c.config.Entrypoint ?? []), ...(c.config.Cmd ?? [])],
+      env: c.config.Env ?? [],
+      cwd: c.config.WorkingDir || '/',
+      user,
+      hostname: c.config.Hostname,
+      tty: Boolean(c.config.Tty),
+      rootfs,
+      readonlyRootfs: Boolean(hc.ReadonlyRootfs),
+      mounts,
+      namespaces: net,
+      cgroupsPath: cgroupPath(c.id),
+      resources: {
+        memory: hc.Memory || undefined, memorySwap: hc.MemorySwap || undefined, memoryReservation: hc.MemoryReservation || undefined,
+        nanoCpus: hc.NanoCpus || undefined, cpuShares: hc.CpuShares || undefined, cpusetCpus: hc.CpusetCpus || undefined,
+        cpusetMems: hc.CpusetMems || undefined, pidsLimit: hc.PidsLimit ?? undefined, cpuQuota: hc.CpuQuota || undefined, cpuPeriod: hc.CpuPeriod || undefined,
+      },
+      privileged: Boolean(hc.Privileged),
+      capAdd: hc.CapAdd ?? [],
+      capDrop: hc.CapDrop ?? [],
+      noNewPrivileges: (hc.SecurityOpt ?? []).some((o: string) => /^no-new-privileges(:true|=true)?$/.test(o)),
+      seccomp: (hc.SecurityOpt ?? []).some((o: string) => /^seccomp[=:]unconfined$/.test(o)) ? 'unconfined' : 'default',
+      shm: { sizeBytes: hc.ShmSize || undefined },
+      ulimits: (hc.Ulimits ?? []).map((u: { Name: string; Soft: number; Hard: number }) => ({ name: u.Name, soft: u.Soft, hard: u.Hard })),
+      oomScoreAdj: hc.OomScoreAdj || undefined,
+      sysctls: hc.Sysctls ?? {},
+      etcHosts: join(dir, 'hosts'),
+      etcHostname: join(dir, 'hostname'),
+      resolvConf: join(dir, 'resolv.conf'),
+      dockerenv: join(dir, '.dockerenv'),
+      init: hc.Init ? this.#o.initBin : undefined,
+    };
+  }
+
+  /** Starts berth-monitor, which runs `runc create`; resolves with the container's pid once create succeeded. */
+  #spawnMonitor(c: ContainerRecord, runDir: string): Promise<number> {
+    const args = [
+      '--id', c.id, '--bundle', this.dir(c), '--state-dir', runDir, '--runtime', this.#runc.binary, '--runtime-root', this.#runc.root,
+      '--log', this.logPath(c), '--sync-fd', '3',
+    ];
+    const logOpts = c.hostConfig.LogConfig?.Config ?? {};
+    if (logOpts['max-size']) args.push('--log-max-size', String(parseLogSize(logOpts['max-size'])));
+    if (logOpts['max-file']) args.push('--log-max-files', String(logOpts['max-file']));
+    if (c.config.Tty) args.push('--tty');
+    if (c.config.OpenStdin) args.push('--stdin');
+    const child = spawn(this.#o.monitorBin, args, { stdio: ['ignore', 'ignore', 'pipe', 'pipe'], detached: true });
+    child.unref();
+    return new Promise((resolve, reject) => {
+      let line = '';
+      let stderr = '';
+      child.stderr!.on('data', (b) => (stderr += b));
+      const sync = child.stdio[3] as unknown as NodeJS.ReadableStream;
+      sync.on('data', (b: Buffer) => (line += b.toString('utf8')));
+      sync.on('end', () => {
+        const m = /^ok (\d+)/.exec(line);
+        if (m) return resolve(Number(m[1]));
+        const e = /^error (\d+) ([\s\S]*)$/.exec(line.trim());
+        reject(e ? startError(e[2]) : new Error(`berth-monitor failed: ${stderr.trim() || line.trim() || 'no answer'}`));
+      });
+      child.once('error', reject);
+    });
+  }
+
+  async exited(c: ContainerRecord): Promise<ExitInfo> {
+    const exitFile = join(this.runDir(c), 'exit.json');
+    const read = () => readFile(exitFile, 'utf8').catch((e) => (errno(e) === 'ENOENT' ? undefined : Promise.reject(e)));
+    for (;;) {
+      let text = await read();
+      // The monitor writes exit.json and then exits: a dead monitor is only a lost exit if the file is still absent after.
+      if (text === undefined && !(await this.alive(c))) {
+        text = await read();
+        if (text === undefined) {
+          return { exitCode: 255, oomKilled: false, finishedAt: new Date().toISOString(), error: 'the container monitor died without recording an exit' };
+        }
+      }
+      if (text !== undefined) {
+        const x = JSON.parse(text) as { exit_code: number; signal: number; exited_at: string };
+        return { exitCode: x.exit_code, oomKilled: await this.#oomKilled(c), finishedAt: x.exited_at };
+      }
+      await waitForFile(this.runDir(c), 'exit.json', 1000);
+    }
+  }
+
+  async #oomKilled(c: ContainerRecord): Promise<boolean> {
+    const text = await readFile(join('/sys/fs/cgroup/memory', cgroupPath(c.id), 'memory.oom_control'), 'utf8').catch(() => '');
+    const m = /oom_kill (\d+)/.exec(text);
+    return m ? Number(m[1]) > 0 : false;
+  }
+
+  async alive(c: ContainerRecord): Promise<boolean> {
+    if (existsSync(join(this.runDir(c), 'exit.json'))) return false;
+    const pid = Number((await readFile(join(this.runDir(c), 'monitor.pid'), 'utf8').catch(() => '')).trim());
+    if (!pid) return false;
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  signal(c: ContainerRecord, signal: string): Promise<void> {
+    return this.#runc.kill(c.id, signal.replace(/^SIG/i, '').toUpperCase());
+  }
+
+  pause(c: ContainerRecord): Promise<void> {
+    return this.#runc.pause(c.id);
+  }
+
+  resume(c: ContainerRecord): Promise<void> {
+    return this.#runc.resume(c.id);
+  }
+
+  attach(c: ContainerRecord): Promise<Socket> {
+    return new Promise((resolve, reject) => {
+      const s = connect(join(this.runDir(c), 'attach.sock'));
+      s.once('connect', () => resolve(s));
+      s.once('error', reject);
+    });
+  }
+
+  closeStdin(c: ContainerRecord): Promise<void> {
+    return this.#control(c, 'close-stdin');
+  }
+
+  resize(c: ContainerRecord, rows: number, cols: number): Promise<void> {
+    return this.#control(c, `resize ${rows} ${cols}`);
+  }
+
+  #control(c: ContainerRecord, line: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const s = connect(join(this.runDir(c), 'ctl.sock'));
+      s.once('connect', () => s.end(`${line}\n`, () => resolve()));
+      s.once('error', reject);
+    });
+  }
+
+  /** After an exit: runc's record, the cgroup and the rootfs mount go; the container's files stay. */
+  async cleanup(c: ContainerRecord): Promise<void> {
+    await this.#runc.delete(c.id, { force: true }).catch(() => {});
+    const rootfs = join(this.dir(c), 'rootfs');
+    if (await isMounted(rootfs)) await unmountRootfs(rootfs).catch(() => unmountRootfs(rootfs, true));
+  }
+
+  async remove(c: ContainerRecord): Promise<void> {
+    await this.cleanup(c);
+    await rm(this.runDir(c), { recursive: true, force: true });
+    await rm(this.dir(c), { recursive: true, force: true });
+    if (this.#o.snapshots.stat(c.id)) await this.#o.snapshots.remove(c.id);
+  }
+}
+
+function startError(text: string): RuntimeStartError {
+  const msg = text.trim().replace(/\s+/g, ' ');
+  const code = /executable file not found|no such file or directory/i.test(msg) ? 127 : /permission denied|exec format error|is a directory/i.test(msg) ? 126 : 125;
+  return new RuntimeStartError(msg, code);
+}
+
+function parseBind(spec: string): MountRequest {
+  const parts = spec.split(':');
+  if (parts.length < 2) throw invalidArgument(`invalid volume specification: '${spec}'`);
+  const [source, destination, mode = ''] = parts;
+  if (!source.startsWith('/')) throw invalidArgument(`named volumes are not supported yet: '${spec}'`);
+  if (!existsSync(source)) throw invalidArgument(`invalid mount config for type "bind": bind source path does not exist: ${source}`);
+  return { type: 'bind', source, destination, readonly: mode.split(',').includes('ro') };
+}
+
+function parseLogSize(v: string): number {
+  const m = /^(\d+)([kmg]?)$/i.exec(v);
+  if (!m) throw invalidArgument(`invalid max-size: ${v}`);
+  return Number(m[1]) * ({ '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2].toLowerCase() as ''] ?? 1);
+}
+
+function hostsFile(c: ContainerRecord): string {
+  return `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t${c.config.Hostname}\n`;
+}
+
+/** An executable's absolute path from PATH, as the monitor needs it. */
+function findOnPath(name: string): string {
+  for (const dir of (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':')) {
+    const p = join(dir, name);
+    if (existsSync(p)) return p;
+  }
+  return `/usr/sbin/${name}`;
+}
+
+async function waitForFile(dir: string, name: string, maxMs: number): Promise<void> {
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(), maxMs);
+  try {
+    for await (const e of watch(dir, { signal: ac.signal })) if (e.filename === name) break;
+  } catch (e) {
+    if ((e as Error).name !== 'AbortError' && errno(e) !== 'ENOENT') throw e;
+    if (errno(e) === 'ENOENT') await new Promise((r) => setTimeout(r, maxMs));
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
