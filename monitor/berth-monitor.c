@@ -54,6 +54,8 @@
 
 static struct {
 	const char *id, *bundle, *state_dir, *runtime, *runtime_root, *log_path;
+	const char *process; /* --exec: the process.json for `runc exec --process` */
+	int exec;
 	long long log_max_size; /* 0 = no rotation */
 	int log_max_files;
 	int tty, stdin_open, stdin_once;
@@ -226,6 +228,13 @@ static struct {
 
 /* ------------------------------------------------------------------ sync fd */
 
+/* Exec mode's first line (`ready`): written without closing the fd. */
+static void sync_line(const char *line)
+{
+	if (opt.sync_fd >= 0)
+		write_all(opt.sync_fd, line, strlen(line));
+}
+
 static void sync_send(const char *line)
 {
 	if (opt.sync_fd < 0)
@@ -379,6 +388,8 @@ static int json_escape(struct buf *b, const unsigned char *s, size_t n)
 /* One json-file line: {"log":"...","stream":"stdout","time":"..."} */
 static void log_entry(int kind, const char *d, size_t n, const char *ts)
 {
+	if (!opt.log_path)
+		return; /* exec mode without --log: output only goes to attach clients */
 	if (lg.fd < 0 && log_open(0) < 0)
 		return;
 	size_t before = buf_used(&lg.out);
@@ -631,6 +642,9 @@ static void apply_winsize(void)
 	}
 }
 
+static int launch_runc(void);
+static pid_t runc_pid_get(void);
+
 static void ctl_reply(struct client *c, const char *s)
 {
 	if (buf_used(&c->out) + strlen(s) > 64 * 1024 || buf_append(&c->out, s, strlen(s)) < 0) {
@@ -665,6 +679,13 @@ static void ctl_command(struct client *c, char *line)
 	} else if (strcmp(line, "close-stdin") == 0) {
 		stdin_request_close();
 		ctl_reply(c, "ok\n");
+	} else if (strcmp(line, "start") == 0) {
+		if (!opt.exec || runc_pid_get() >= 0) {
+			ctl_reply(c, "error already started\n");
+		} else {
+			launch_runc();
+			ctl_reply(c, "ok\n");
+		}
 	} else if (strcmp(line, "ping") == 0) {
 		ctl_reply(c, "ok\n");
 	} else {
@@ -874,6 +895,8 @@ static void reap(void)
 	}
 }
 
+static pid_t runc_pid_get(void) { return runc_pid; }
+
 static int status_code(int st) { return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st); }
 
 /* ------------------------------------------------------------------ setup */
@@ -1007,9 +1030,16 @@ static pid_t spawn_runc(int fd0, int fd1, int fd2)
 	argv[a++] = runc_log;
 	argv[a++] = "--log-format";
 	argv[a++] = "json";
-	argv[a++] = "create";
-	argv[a++] = "--bundle";
-	argv[a++] = opt.bundle;
+	if (opt.exec) {
+		argv[a++] = "exec";
+		argv[a++] = "--process";
+		argv[a++] = opt.process;
+		argv[a++] = "--detach";
+	} else {
+		argv[a++] = "create";
+		argv[a++] = "--bundle";
+		argv[a++] = opt.bundle;
+	}
 	argv[a++] = "--pid-file";
 	argv[a++] = init_pid_path;
 	if (opt.tty) {
@@ -1037,6 +1067,22 @@ static pid_t spawn_runc(int fd0, int fd1, int fd2)
 	return pid;
 }
 
+/* The stdio runc gets, kept until it is launched (at once, or at `start` in exec mode). */
+static struct {
+	int fds[3], child_fds[3];
+} gate;
+
+static int launch_runc(void)
+{
+	runc_pid = spawn_runc(gate.fds[0], gate.fds[1], gate.fds[2]);
+	if (runc_pid < 0)
+		die_setup(EXIT_SETUP, "fork: %s", strerror(errno));
+	for (int i = 0; i < 3; i++)
+		if (gate.child_fds[i] >= 0)
+			close(gate.child_fds[i]);
+	return 0;
+}
+
 static void setup_and_create(void)
 {
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
@@ -1051,7 +1097,7 @@ static void setup_and_create(void)
 	snprintf(pidline, sizeof(pidline), "%d\n", (int)getpid());
 	if (write_state_file("monitor.pid", pidline) < 0)
 		die_setup(EXIT_SETUP, "write monitor.pid: %s", strerror(errno));
-	if (log_open(0) < 0)
+	if (opt.log_path && log_open(0) < 0)
 		die_setup(EXIT_SETUP, "open log %s: %s", opt.log_path, strerror(errno));
 
 	sigset_t ss;
@@ -1114,12 +1160,14 @@ static void setup_and_create(void)
 	if (capture_fd >= 0)
 		set_nonblock(capture_fd);
 
-	runc_pid = spawn_runc(fd0, fd1, fd2);
-	if (runc_pid < 0)
-		die_setup(EXIT_SETUP, "fork: %s", strerror(errno));
-	for (int i = 0; i < 3; i++)
-		if (child_fds[i] >= 0)
-			close(child_fds[i]);
+	memcpy(gate.fds, (int[]){ fd0, fd1, fd2 }, sizeof(gate.fds));
+	memcpy(gate.child_fds, child_fds, sizeof(gate.child_fds));
+	if (opt.exec) {
+		/* Wait for `start` on ctl.sock, so that attach clients connect before the process runs. */
+		sync_line("ready\n");
+		return;
+	}
+	launch_runc();
 }
 
 /* runc create has exited: report on the sync fd, or give up. */
@@ -1408,7 +1456,7 @@ static long long parse_num(const char *name, const char *s, long long min, long 
 
 static void parse_args(int argc, char **argv)
 {
-	enum { OPT_ID = 1, OPT_BUNDLE, OPT_STATE, OPT_RUNTIME, OPT_RROOT, OPT_LOG, OPT_MAXSIZE, OPT_MAXFILES, OPT_TTY, OPT_STDIN, OPT_ONCE, OPT_SYNC, OPT_HELP, OPT_VERSION };
+	enum { OPT_ID = 1, OPT_BUNDLE, OPT_STATE, OPT_RUNTIME, OPT_RROOT, OPT_LOG, OPT_MAXSIZE, OPT_MAXFILES, OPT_TTY, OPT_STDIN, OPT_ONCE, OPT_SYNC, OPT_HELP, OPT_VERSION, OPT_EXEC, OPT_PROCESS };
 	static const struct option lo[] = {
 		{ "id", required_argument, 0, OPT_ID },
 		{ "bundle", required_argument, 0, OPT_BUNDLE },
@@ -1422,6 +1470,8 @@ static void parse_args(int argc, char **argv)
 		{ "stdin", no_argument, 0, OPT_STDIN },
 		{ "stdin-once", no_argument, 0, OPT_ONCE },
 		{ "sync-fd", required_argument, 0, OPT_SYNC },
+		{ "exec", no_argument, 0, OPT_EXEC },
+		{ "process", required_argument, 0, OPT_PROCESS },
 		{ "help", no_argument, 0, OPT_HELP },
 		{ "version", no_argument, 0, OPT_VERSION },
 		{ 0, 0, 0, 0 },
@@ -1450,6 +1500,8 @@ static void parse_args(int argc, char **argv)
 		case OPT_TTY: opt.tty = 1; break;
 		case OPT_STDIN: opt.stdin_open = 1; break;
 		case OPT_ONCE: opt.stdin_once = 1; break;
+		case OPT_EXEC: opt.exec = 1; break;
+		case OPT_PROCESS: opt.process = optarg; break;
 		case OPT_SYNC:
 			if (opt.sync_fd < 0)
 				usage_error("invalid --sync-fd: %s", optarg);
@@ -1457,7 +1509,9 @@ static void parse_args(int argc, char **argv)
 		case OPT_HELP:
 			printf("usage: berth-monitor --id ID --bundle DIR --state-dir DIR --runtime PATH --runtime-root DIR\n"
 			       "                     --log PATH [--log-max-size BYTES] [--log-max-files N]\n"
-			       "                     [--tty] [--stdin] [--stdin-once] [--sync-fd N]\n");
+			       "                     [--tty] [--stdin] [--stdin-once] [--sync-fd N]\n"
+			       "       berth-monitor --exec --process FILE --id ID --state-dir DIR --runtime PATH --runtime-root DIR\n"
+			       "                     [--log PATH] [--tty] [--stdin] [--stdin-once] [--sync-fd N]\n");
 			exit(0);
 		case OPT_VERSION:
 			printf("berth-monitor %s\n", MONITOR_VERSION);
@@ -1473,13 +1527,15 @@ static void parse_args(int argc, char **argv)
 		int path;
 	} req[] = {
 		{ "--id", opt.id, 0 },
-		{ "--bundle", opt.bundle, 1 },
+		{ opt.exec ? "--process" : "--bundle", opt.exec ? opt.process : opt.bundle, 1 },
 		{ "--state-dir", opt.state_dir, 1 },
 		{ "--runtime", opt.runtime, 1 },
 		{ "--runtime-root", opt.runtime_root, 1 },
 		{ "--log", opt.log_path, 1 },
 	};
 	for (size_t i = 0; i < sizeof(req) / sizeof(req[0]); i++) {
+		if (opt.exec && !req[i].val && strcmp(req[i].name, "--log") == 0)
+			continue; /* exec output is not logged unless asked */
 		if (!req[i].val || !*req[i].val)
 			usage_error("%s is required", req[i].name);
 		if (req[i].path && req[i].val[0] != '/')

@@ -26,7 +26,7 @@ cleanup_all() {
   local id p
   for id in $("$RUNC" --root "$RR" list -q 2>/dev/null); do "$RUNC" --root "$RR" delete -f "$id" >/dev/null 2>&1; done
   for p in "${MONITORS[@]}"; do kill -0 "$p" 2>/dev/null && kill "$p" 2>/dev/null; done
-  rm -rf "$T"
+  [ -n "${KEEP:-}" ] || rm -rf "$T"
 }
 trap cleanup_all EXIT
 
@@ -396,6 +396,71 @@ note "slow client received $(jq .bytes "$T/s1.json") of ~4 MB before being dropp
 check "slow client: it was dropped (got < 2 MB, then EOF)" \
   [ "$(jq '.bytes < 2000000 and .closed' "$T/s1.json")" = true ]
 finish_ctr slow
+
+# ---------------------------------------------------------------- 9. exec mode
+mkbundle host false '["sleep","100"]'
+start_monitor host
+rstart host
+HPID=$MPID
+# mkproc NAME TERMINAL ARGS_JSON: a process.json for runc exec, from the bundle's process
+mkproc() { jq --argjson term "$2" --argjson args "$3" '.process | .terminal=$term | .args=$args' "$T/base.json" > "$T/$1.proc.json"; }
+# start_exec NAME [FLAGS...]: an exec monitor in $T/NAME.state; sets SYNC (first line, "ready"), MPID, and SYNCFD (to read the rest)
+start_exec() {
+  local name=$1; shift
+  local st=$T/$name.state fifo=$T/$name.sync
+  mkdir -p "$st"
+  mkfifo "$fifo"
+  exec {SYNCFD}<>"$fifo"
+  "$MON" --exec --process "$T/$name.proc.json" --id host --state-dir "$st" --runtime "$RUNC" --runtime-root "$RR" \
+    --sync-fd 3 "$@" 3>"$fifo"
+  SYNC=
+  read -r -t 10 -u "$SYNCFD" SYNC
+  MPID=$(cat "$st/monitor.pid" 2>/dev/null)
+  [ -n "$MPID" ] && MONITORS+=("$MPID")
+}
+sync_rest() { local l=; read -r -t 10 -u "$SYNCFD" l; exec {SYNCFD}<&-; echo "$l"; }
+
+mkproc ex1 false '["sh","-c","echo out; echo err >&2; exit 7"]'
+start_exec ex1
+check "exec: first sync line is ready" [ "$SYNC" = ready ]
+check "exec: sockets exist before start" [ -S "$T/ex1.state/attach.sock" -a -S "$T/ex1.state/ctl.sock" ]
+python3 "$T/client.py" attach "$T/ex1.state/attach.sock" "$T/e1.json" "$T/e1.ready" &
+C1=$!
+wait_for exists "$T/e1.ready"
+check "exec: ctl start answers ok" [ "$(python3 "$T/client.py" ctl "$T/ex1.state/ctl.sock" start)" = ok ]
+L2=$(sync_rest)
+check "exec: second sync line is ok <pid> ($L2)" grep -Eq '^ok [0-9]+$' <<< "$L2"
+wait_for exists "$T/ex1.state/exit.json"
+wait "$C1"
+check "exec: exit.json exit_code 7" [ "$(json_field "$T/ex1.state/exit.json" exit_code)" = 7 ]
+check "exec: the attach client got stdout and stderr frames from the start" \
+  [ "$(jq -c '[.frames[]] | sort' "$T/e1.json")" = '[[1,"out\n"],[2,"err\n"]]' ]
+check "exec: no log file without --log" [ -z "$(ls "$T/ex1.state" | grep -v -e exit.json -e monitor.pid -e init.pid -e runc.log)" ]
+check "exec: the container keeps running" kill -0 "$(cat "$T/host.state/init.pid")"
+
+mkproc ex2 false '["no-such-command"]'
+start_exec ex2
+python3 "$T/client.py" ctl "$T/ex2.state/ctl.sock" start >/dev/null
+L2=$(sync_rest)
+note "sync for a missing exec command: $L2"
+check "exec: a missing command is an error line" grep -Eq '^error [0-9]+ .*executable file not found' <<< "$L2"
+
+mkproc ex3 true '["sh","-c","stty size; read x; echo got $x"]'
+start_exec ex3 --tty --stdin
+python3 "$T/client.py" attach "$T/ex3.state/attach.sock" "$T/e3.json" "$T/e3.ready" send=$'hi\n' &
+C1=$!
+wait_for exists "$T/e3.ready"
+python3 "$T/client.py" ctl "$T/ex3.state/ctl.sock" 'resize 33 77' >/dev/null
+python3 "$T/client.py" ctl "$T/ex3.state/ctl.sock" start >/dev/null
+L2=$(sync_rest)
+wait_for exists "$T/ex3.state/exit.json"
+wait "$C1"
+check "exec tty: size from resize before start, stdin through the pty" \
+  [ "$(jq -r '[.frames[] | .[1]] | add' "$T/e3.json" | tr -d '\r' | grep -v -e '^hi$' -e '^$' | tr '\n' ' ')" = '33 77 got hi ' ]
+check "exec tty: exit 0" [ "$(json_field "$T/ex3.state/exit.json" exit_code)" = 0 ]
+check "exec: start twice is an error" [ "$(python3 "$T/client.py" ctl "$T/host.state/ctl.sock" start)" = "error already started" ]
+"$RUNC" --root "$RR" kill host KILL
+finish_ctr host
 
 echo "$PASS passed, $FAIL failed"
 [ "$FAIL" = 0 ]
