@@ -122,12 +122,23 @@ export class ContentStore implements ContentReader, ContentWriter {
   }
 }
 
-/** One blob being written. `write` awaits the disk, so callers get backpressure for free. */
+/** Bytes gathered before one write call: large writes, few system calls. */
+const WRITE_BATCH = 1 << 20;
+
+/**
+ * One blob being written. Chunks are hashed at once and written in batches,
+ * with one batch on its way to disk while the next is gathered; `write`
+ * resolves when the caller may send more, so backpressure still holds.
+ * Callers must not change a chunk after passing it in.
+ */
 export class Ingest {
   #fh: FileHandle | undefined;
   #path: string;
   #hash: Hash = createHash('sha256');
   #size = 0;
+  #batch: Uint8Array[] = [];
+  #batchBytes = 0;
+  #inflight: Promise<void> | undefined;
   #target: (d: Digest) => string;
   #dir: string;
   #lock: RwLock;
@@ -148,11 +159,32 @@ export class Ingest {
     if (!this.#fh) throw new Error('ingest already closed');
     this.#hash.update(chunk);
     this.#size += chunk.length;
-    let off = 0;
-    while (off < chunk.length) {
-      const { bytesWritten } = await this.#fh.write(chunk, off, chunk.length - off);
-      off += bytesWritten;
-    }
+    this.#batch.push(chunk);
+    this.#batchBytes += chunk.length;
+    if (this.#batchBytes < WRITE_BATCH) return;
+    await this.#inflight;
+    this.#inflight = this.#writeBatch();
+  }
+
+  #writeBatch(): Promise<void> {
+    const fh = this.#fh!;
+    const bufs = this.#batch;
+    this.#batch = [];
+    this.#batchBytes = 0;
+    return (async () => {
+      let data = bufs.length === 1 ? bufs[0] : Buffer.concat(bufs);
+      while (data.length > 0) {
+        const { bytesWritten } = await fh.write(data);
+        data = data.subarray(bytesWritten);
+      }
+    })();
+  }
+
+  /** Everything written so far is on its way to the file. */
+  async #drain(): Promise<void> {
+    await this.#inflight;
+    if (this.#batchBytes > 0) await this.#writeBatch();
+    this.#inflight = undefined;
   }
 
   /**
@@ -163,9 +195,10 @@ export class Ingest {
   async commit(expected: { digest?: Digest; size?: number } = {}, hold?: (d: Digest) => void): Promise<BlobInfo> {
     const fh = this.#fh;
     if (!fh) throw new Error('ingest already closed');
-    this.#fh = undefined;
     const digest: Digest = `sha256:${this.#hash.digest('hex')}`;
     try {
+      await this.#drain();
+      this.#fh = undefined;
       if (expected.size !== undefined && expected.size !== this.#size) {
         throw invalidArgument(`size mismatch for ${expected.digest ?? digest}: expected ${expected.size} bytes, got ${this.#size}`);
       }
@@ -174,6 +207,7 @@ export class Ingest {
       }
       await fh.sync();
     } catch (e) {
+      this.#fh = undefined;
       await fh.close();
       await unlink(this.#path).catch(() => {});
       throw e;
@@ -190,6 +224,7 @@ export class Ingest {
   async abort(): Promise<void> {
     const fh = this.#fh;
     this.#fh = undefined;
+    await this.#inflight?.catch(() => {});
     if (fh) await fh.close().catch(() => {});
     await unlink(this.#path).catch(() => {});
   }

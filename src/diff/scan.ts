@@ -10,8 +10,12 @@ export type Compression = 'none' | 'gzip' | 'zstd';
 
 export interface ScanResult {
   compression: Compression;
-  /** Digest of the uncompressed stream: the layer's diff ID if it is a tar. */
-  diffId: Digest;
+  /**
+   * Digest of the uncompressed stream: the layer's diff ID if it is a tar.
+   * Undefined for an uncompressed stream, whose diff ID is the blob's own
+   * digest: the bytes are hashed once, by the content store.
+   */
+  diffId: Digest | undefined;
   /** Uncompressed size. */
   size: number;
   /** Set when the stream is not an acceptable layer tar (not a tar, corrupt, or hostile). */
@@ -57,7 +61,8 @@ export class LayerScanner {
     if (!this.#input) this.#start(new Uint8Array(0));
     this.#input!.end();
     await this.#done;
-    return { compression: this.#compression, diffId: `sha256:${this.#hash.digest('hex')}`, size: this.#size, error: this.#error, entries: this.#entries };
+    const diffId: Digest | undefined = this.#compression === 'none' ? undefined : `sha256:${this.#hash.digest('hex')}`;
+    return { compression: this.#compression, diffId, size: this.#size, error: this.#error, entries: this.#entries };
   }
 
   #start(head: Uint8Array): void {
@@ -82,7 +87,7 @@ export class LayerScanner {
         next: async () => {
           const r = await it.next();
           if (!r.done) {
-            this.#hash.update(r.value);
+            if (this.#compression !== 'none') this.#hash.update(r.value);
             this.#size += r.value.length;
           }
           return r;

@@ -34,9 +34,19 @@ export interface ArchiveDeps { content: ContentStore; images: ImageStore }
  */
 export async function loadArchive(source: AsyncIterable<Uint8Array>, deps: ArchiveDeps, lease: Lease, signal?: AbortSignal): Promise<LoadedImage[]> {
   const files = new Map<string, ArchiveFile>();
+  // Each member's fsync and rename run while the next member streams in; all are awaited before anything is recorded.
+  const committing: Promise<void>[] = [];
   const meta = new Map<string, Buffer>();
   const links = new Map<string, string>(); // archive path → archive path
 
+  // Every commit under way settles before an error goes out, so the caller's sweep sees all this load wrote.
+  let failure: unknown;
+  await readMembers().catch((e) => (failure = e));
+  const settled = await Promise.allSettled(committing);
+  if (failure) throw failure;
+  for (const s of settled) if (s.status === 'rejected') throw s.reason;
+
+  async function readMembers(): Promise<void> {
   for await (const entry of readTar(source, { signal })) {
     const h = entry.header;
     const name = archivePath(h.name);
@@ -61,13 +71,16 @@ export async function loadArchive(source: AsyncIterable<Uint8Array>, deps: Archi
           for await (const c of entry.body) parts.push(Buffer.from(c));
           meta.set(name, Buffer.concat(parts));
         } else {
-          files.set(name, await ingestMember(name, h.size, entry.body, deps.content, lease));
+          const done = (await ingestMember(name, h.size, entry.body, deps.content, lease)).commit.then((f) => void files.set(name, f));
+          done.catch(() => {}); // observed below; this only keeps an early failure from being reported as unhandled
+          committing.push(done);
         }
         break;
       }
       default:
         throw invalidArgument(`invalid archive: ${h.name} is a ${h.type} device, which an image archive never holds`);
     }
+  }
   }
 
   const resolve = (p: string): ArchiveFile => {
@@ -122,7 +135,8 @@ function archivePath(name: string): string {
 
 const blobPath = (d: Digest) => `blobs/${d.replace(':', '/')}`;
 
-async function ingestMember(name: string, size: number, body: AsyncIterable<Uint8Array>, content: ContentStore, lease: Lease): Promise<ArchiveFile> {
+/** Streams one member into the store; resolves once its bytes are read, with its commit still under way. */
+async function ingestMember(name: string, size: number, body: AsyncIterable<Uint8Array>, content: ContentStore, lease: Lease): Promise<{ commit: Promise<ArchiveFile> }> {
   const m = /^blobs\/(sha256)\/([a-f0-9]{64})$/.exec(name);
   const expected = m ? (`${m[1]}:${m[2]}` as Digest) : undefined;
   const ing = await content.ingest();
@@ -137,21 +151,29 @@ async function ingestMember(name: string, size: number, body: AsyncIterable<Uint
       }
       await Promise.all([ing.write(chunk), scanner?.push(chunk)]);
     }
-    const scan = await scanner?.finish();
-    const info = await ing.commit({ digest: expected, size }, (d) => lease.blobs.add(d));
-    return { digest: info.digest, size: info.size, scan };
   } catch (e) {
     await ing.abort();
-    if (e instanceof Error && /mismatch/.test(e.message)) throw invalidArgument(`invalid archive: ${name}: ${e.message}`, e);
     throw e;
   }
+  const commit = (async () => {
+    try {
+      const scan = await scanner?.finish();
+      const info = await ing.commit({ digest: expected, size }, (d) => lease.blobs.add(d));
+      return { digest: info.digest, size: info.size, scan };
+    } catch (e) {
+      await ing.abort();
+      if (e instanceof Error && /mismatch/.test(e.message)) throw invalidArgument(`invalid archive: ${name}: ${e.message}`, e);
+      throw e;
+    }
+  })();
+  return { commit };
 }
 
 function layerRecord(path: string, f: ArchiveFile): LayerRecord {
   if (!f.scan) throw invalidArgument(`invalid layer ${path}: not a tar archive`);
   if (f.scan.error) throw invalidArgument(`invalid layer ${path}: ${f.scan.error.message}`, f.scan.error);
   const mediaType = f.scan.compression === 'gzip' ? MediaType.OciLayerGzip : f.scan.compression === 'zstd' ? MediaType.OciLayerZstd : MediaType.OciLayer;
-  return { blob: f.digest, diffId: f.scan.diffId, size: f.size, unpackedSize: f.scan.size, mediaType };
+  return { blob: f.digest, diffId: f.scan.diffId ?? f.digest, size: f.size, unpackedSize: f.scan.size, mediaType };
 }
 
 interface GivenManifest { digest: Digest; mediaType: string; manifest: Manifest }

@@ -30,6 +30,7 @@ export async function importTarball(source: AsyncIterable<Uint8Array>, content: 
     if (scan.error) throw invalidArgument(`import: ${scan.error.message}`, scan.error);
     if (scan.entries === 0) throw invalidArgument('import: the tarball holds no files');
     const blob = await ing.commit({}, (d) => lease.blobs.add(d));
+    const diffId = scan.diffId ?? blob.digest;
     const now = new Date().toISOString();
     const platform = opts.platform ?? hostPlatform();
     const config: ImageConfig = {
@@ -38,14 +39,14 @@ export async function importTarball(source: AsyncIterable<Uint8Array>, content: 
       ...(platform.variant ? { variant: platform.variant } : {}),
       created: now,
       config: applyChanges({}, opts.changes ?? []),
-      rootfs: { type: 'layers', diff_ids: [scan.diffId] },
+      rootfs: { type: 'layers', diff_ids: [diffId] },
       history: [{ created: now, comment: opts.message || `Imported from ${opts.source ?? '-'}` }],
     };
     if (opts.message) config.comment = opts.message;
     const cfgBytes = Buffer.from(JSON.stringify(config));
     const cfg = await content.writeBytes(cfgBytes, undefined, (d) => lease.blobs.add(d));
     const mediaType = scan.compression === 'gzip' ? MediaType.OciLayerGzip : scan.compression === 'zstd' ? MediaType.OciLayerZstd : MediaType.OciLayer;
-    const layer = { blob: blob.digest, diffId: scan.diffId, size: blob.size, unpackedSize: scan.size, mediaType };
+    const layer = { blob: blob.digest, diffId, size: blob.size, unpackedSize: scan.size, mediaType };
     const manifest = await content.writeBytes(manifestBytes(cfg, [layer], MediaType.OciConfig), undefined, (d) => lease.blobs.add(d));
     return {
       id: cfg.digest, manifest: manifest.digest, manifestMediaType: MediaType.OciManifest, configMediaType: MediaType.OciConfig,
