@@ -1,0 +1,64 @@
+// `berth run --rm busybox true` against the floor of raw `runc run` on a
+// prepared bundle, and the real docker CLI against the same berthd, in one run,
+// interleaved. Also the monitor's RSS for one running container.
+// Targets: berth at most 3x the runc floor; monitor under 3 MB.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { BERTH, DOCKER, Daemon, ROOT, fmt, main, procMemory, section, stats, table, tempDir, timeOk, verdict } from './lib.ts';
+
+const N = Number(process.env.BENCH_N ?? 20);
+const WARMUP = 3;
+
+await main(async () => {
+  const dir = tempDir('run');
+  const rootfsTar = join(dir, 'busybox.tar');
+  execFileSync(join(ROOT, 'scripts', 'busybox-rootfs'), [process.arch === 'arm64' ? 'arm64' : 'amd64', rootfsTar]);
+
+  // The floor: runc alone on a bundle prepared once (rootfs extracted, runc's default spec running `true`).
+  const bundle = join(dir, 'bundle');
+  mkdirSync(join(bundle, 'rootfs'), { recursive: true });
+  execFileSync('tar', ['-C', join(bundle, 'rootfs'), '-xf', rootfsTar]);
+  execFileSync('runc', ['spec'], { cwd: bundle });
+  const spec = JSON.parse(readFileSync(join(bundle, 'config.json'), 'utf8'));
+  spec.process.terminal = false;
+  spec.process.args = ['true'];
+  writeFileSync(join(bundle, 'config.json'), JSON.stringify(spec));
+  const runcRoot = join(dir, 'runc-root');
+  let n = 0;
+
+  const d = await Daemon.start(dir);
+  const env = d.env;
+  await timeOk(BERTH, ['import', '--change', 'CMD ["sh"]', rootfsTar, 'busybox:latest'], { env });
+  console.log(`run-latency: ${N} runs each after ${WARMUP} warm-up runs, interleaved; wall time from spawn to exit`);
+
+  const cases = [
+    { name: 'runc run (floor)', run: () => timeOk('runc', ['--root', runcRoot, 'run', '--bundle', bundle, `floor-${n++}`], { stdio: 'ignore' }) },
+    { name: 'berth run --rm true', run: () => timeOk(BERTH, ['run', '--rm', 'busybox', 'true'], { env }) },
+    { name: 'docker run --rm true (CLI → berthd)', run: () => timeOk(DOCKER, ['run', '--rm', 'busybox', 'true'], { env }) },
+  ];
+  const samples = cases.map(() => [] as number[]);
+  for (let i = 0; i < WARMUP + N; i++) {
+    for (const [j, c] of cases.entries()) {
+      const t = await c.run();
+      if (i >= WARMUP) samples[j].push(t.ms);
+    }
+  }
+  const floor = stats(samples[0]).median;
+  section('run --rm true');
+  table(['command', 'min ms', 'median ms', 'max ms', 'x floor'], cases.map((c, j) => {
+    const s = stats(samples[j]);
+    return [c.name, fmt(s.min), fmt(s.median), fmt(s.max), fmt(s.median / floor, 2)];
+  }));
+  verdict(stats(samples[1]).median <= 3 * floor, `berth run --rm true median ≤ 3x the runc floor (${fmt(stats(samples[1]).median)} ms vs ${fmt(floor)} ms)`);
+  console.log('docker (engine) itself is not installed here; against it the target is 0.25x of its ~260 ms.');
+
+  section('monitor memory');
+  const id = (await timeOk(BERTH, ['run', '-d', 'busybox', 'sleep', '60'], { env })).stdout.trim();
+  const pidFile = join(d.dataRoot, 'run', id.slice(0, 12), 'monitor.pid');
+  const pid = Number(readFileSync(pidFile, 'utf8').trim());
+  const mem = procMemory(pid);
+  console.log(`berth-monitor for one running container: VmRSS ${fmt(mem.rss, 2)} MiB (containerd-shim is about 13 MB)`);
+  verdict(mem.rss < 3, 'monitor RSS under 3 MB');
+  await timeOk(BERTH, ['rm', '-f', id], { env });
+});
