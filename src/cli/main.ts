@@ -28,6 +28,9 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   'container rename': () => import('./commands/containers.ts').then((m) => m.rename),
   'container logs': () => import('./commands/containers.ts').then((m) => m.logs),
   'container ls': () => import('./commands/containers.ts').then((m) => m.ps),
+  'container top': () => import('./commands/container-ops.ts').then((m) => m.top),
+  'container stats': () => import('./commands/container-ops.ts').then((m) => m.stats),
+  'container update': () => import('./commands/container-ops.ts').then((m) => m.update),
   'version': () => import('./commands/system.ts').then((m) => m.version),
   'system info': () => import('./commands/system.ts').then((m) => m.info),
   'system df': () => import('./commands/system.ts').then((m) => m.df),
@@ -44,6 +47,7 @@ const ALIASES: Record<string, string> = {
   kill: 'container kill', pause: 'container pause', unpause: 'container unpause', rm: 'container rm', 'container remove': 'container rm',
   wait: 'container wait', rename: 'container rename', logs: 'container logs', ps: 'container ls', 'container ps': 'container ls',
   'container list': 'container ls',
+  top: 'container top', stats: 'container stats', update: 'container update',
 };
 
 const USAGE = `Usage:  berth [OPTIONS] COMMAND

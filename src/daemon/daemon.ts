@@ -26,6 +26,9 @@ import { containerRoutes } from '../api/routes/containers.ts';
 import { ContainerStore } from '../metadata/containers.ts';
 import { RuncRuntime } from '../runtime/containers.ts';
 import { ContainerService } from '../services/containers.ts';
+import { containerOpsRoutes } from '../api/routes/container-ops.ts';
+import { ContainerOps } from '../services/container-ops.ts';
+import { HealthMonitor } from '../services/health.ts';
 import { fileURLToPath } from 'node:url';
 
 export const VERSION = '0.1.0';
@@ -79,6 +82,9 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       initBin: '/usr/bin/tini-static',
     });
     const containers = new ContainerService({ store: containerStore, images: imageService, runtime, events, log: log.child({ module: 'containers' }) });
+    const ops = new ContainerOps({ store: containerStore, runtime, events, log: log.child({ module: 'container-ops' }) });
+    const health = new HealthMonitor({ store: containerStore, runtime, events, log: log.child({ module: 'health' }) });
+    health.listen();
 
     const routes = [
       ...systemRoutes({
@@ -105,6 +111,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
         graphDriverData: (id) => graphData(snapshots, images.layers(id).map((l) => l.diffId)),
       }),
       ...containerRoutes(containers),
+      ...containerOpsRoutes(ops),
       ...pruneRoutes(),
     ];
     const server = createApiServer(routes, log.child({ module: 'api' }));
@@ -112,6 +119,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     log.info('berthd started', { dataRoot, socket, pid: process.pid, version: VERSION });
     gc.collect().catch((e) => log.error('start-up gc failed', { err: e }));
     await containers.reconcile().catch((e) => log.error('reconciling containers failed', { err: e }));
+    for (const c of containerStore.list()) health.resume(c);
 
     const conns = new Set<NetSocket>();
     server.on('connection', (c: NetSocket) => {
@@ -120,6 +128,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     });
     return {
       async close() {
+        health.close();
         await new Promise<void>((resolve) => {
           server.close(() => resolve());
           for (const c of conns) c.destroy();

@@ -11,7 +11,9 @@ import type { OverlaySnapshotter } from '../snapshots/overlay.ts';
 import { encodeSpec } from './oci-spec.ts';
 import { isMounted, mountRootfs, unmountRootfs } from './rootfs.ts';
 import { Runc } from './runc.ts';
-import { type MountRequest, type SpecOptions, buildSpec, cgroupPath } from './spec.ts';
+import { type MountRequest, type ResourceOptions, type SpecOptions, adaptResources, buildExecProcess, buildSpec, cgroupPath, resourcesToOci } from './spec.ts';
+import type { OciSpec } from './oci-spec.ts';
+import { readHostFacts } from './host.ts';
 import { resolveUser } from './user.ts';
 
 export interface ExitInfo {
@@ -234,6 +236,36 @@ export class RuncRuntime {
 
   resume(c: ContainerRecord): Promise<void> {
     return this.#runc.resume(c.id);
+  }
+
+  /** The cgroup path of the container (relative to each controller's root). */
+  cgroupPath(c: ContainerRecord): string {
+    return cgroupPath(c.id);
+  }
+
+  /** Host pids of the container's processes (`runc ps`). */
+  processes(c: ContainerRecord): Promise<number[]> {
+    return this.#runc.ps(c.id);
+  }
+
+  /** Changes a running container's limits in place (`runc update`); returns Docker's warnings. */
+  async update(c: ContainerRecord, r: ResourceOptions): Promise<string[]> {
+    const { resources, warnings } = adaptResources(r, readHostFacts());
+    await this.#runc.update(c.id, resourcesToOci(resources));
+    return warnings;
+  }
+
+  /**
+   * Runs a command inside the running container without stdio (health checks):
+   * its exit code and up to `maxOutput` bytes of stdout+stderr. Rejects with an
+   * AbortError when `signal` aborts (the command is signalled through runc).
+   */
+  async execProbe(c: ContainerRecord, args: string[], opts: { signal?: AbortSignal; maxOutput?: number } = {}): Promise<{ exitCode: number; output: string }> {
+    const spec = JSON.parse(await readFile(join(this.dir(c), 'config.json'), 'utf8')) as OciSpec;
+    const proc = buildExecProcess(spec, { args });
+    const r = await this.#runc.exec(c.id, proc, { signal: opts.signal });
+    const out = Buffer.from(r.stdout + r.stderr).subarray(0, opts.maxOutput ?? 4096).toString('utf8');
+    return { exitCode: r.exitCode, output: out };
   }
 
   attach(c: ContainerRecord): Promise<Socket> {

@@ -10,6 +10,9 @@ import type { ImageService } from './images.ts';
 import { mergeImageConfig, processArgs } from './container-config.ts';
 import { familiarString, parseReference, withDefaultTag } from '../images/reference.ts';
 import { type ExitInfo, RuntimeStartError } from '../runtime/containers.ts';
+import { hostConfigResources } from '../runtime/resources.ts';
+import { validateResources } from '../runtime/spec.ts';
+import { readHostFacts } from '../runtime/host.ts';
 
 /** What actually runs a container: bundle, monitor, runc. Implemented in runtime/. */
 export interface ContainerRuntime {
@@ -86,6 +89,8 @@ export class ContainerService {
     const config = mergeImageConfig(req, imgConfig.config);
     processArgs(config);
     const hostConfig = normalizeHostConfig(HostConfig ?? {});
+    // Docker refuses impossible limits at create, not at start.
+    validateResources(hostConfigResources(hostConfig), readHostFacts());
     const rec = this.#store.create({
       name, image: req.Image, imageId: image.id, created: new Date().toISOString(),
       config: { ...config, Image: req.Image }, hostConfig, state: initialState(),

@@ -50,7 +50,7 @@ function bytesFlag(v: string | undefined, flag: string): number | undefined {
   if (v === undefined) return undefined;
   if (v === '-1') return -1;
   const n = parseBytes(v);
-  if (n === undefined) throw new UsageError(`invalid argument "${v}" for "--${flag}" flag: invalid size: '${v}'`, 125);
+  if (n === undefined) throw new UsageError(`invalid argument "${v}" for "${flag.startsWith('-') ? flag : `--${flag}`}" flag: invalid size: '${v}'`, 125);
   return n;
 }
 
@@ -126,7 +126,7 @@ export function createBody(v: CreateValues, image: string, command: string[]): R
     ExposedPorts: Object.keys(exposed).length ? exposed : undefined,
     HostConfig: {
       Binds: v.volume?.length ? v.volume : null, Mounts: (v.mount ?? []).map(parseMount), Tmpfs: Object.keys(tmpfs).length ? tmpfs : undefined,
-      ReadonlyRootfs: Boolean(v['read-only']), Memory: bytesFlag(v.memory, 'memory') ?? 0, MemorySwap: bytesFlag(v['memory-swap'], 'memory-swap') ?? 0,
+      ReadonlyRootfs: Boolean(v['read-only']), Memory: bytesFlag(v.memory, '-m, --memory') ?? 0, MemorySwap: bytesFlag(v['memory-swap'], 'memory-swap') ?? 0,
       MemoryReservation: bytesFlag(v['memory-reservation'], 'memory-reservation') ?? 0, NanoCpus: cpus === undefined ? 0 : Math.round(cpus * 1e9),
       CpuShares: intFlag(v['cpu-shares'], 'cpu-shares') ?? 0, CpusetCpus: v['cpuset-cpus'] ?? '', CpusetMems: v['cpuset-mems'] ?? '',
       PidsLimit: intFlag(v['pids-limit'], 'pids-limit') ?? null, Ulimits: ulimits.length ? ulimits : null, Init: v.init ?? null,
