@@ -27,6 +27,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   'container wait': () => import('./commands/containers.ts').then((m) => m.wait),
   'container rename': () => import('./commands/containers.ts').then((m) => m.rename),
   'container logs': () => import('./commands/containers.ts').then((m) => m.logs),
+  'container exec': () => import('./commands/exec.ts').then((m) => m.exec),
+  'container attach': () => import('./commands/exec.ts').then((m) => m.attach),
   'container ls': () => import('./commands/containers.ts').then((m) => m.ps),
   'container top': () => import('./commands/container-ops.ts').then((m) => m.top),
   'container stats': () => import('./commands/container-ops.ts').then((m) => m.stats),
@@ -46,7 +48,7 @@ const ALIASES: Record<string, string> = {
   run: 'container run', create: 'container create', start: 'container start', stop: 'container stop', restart: 'container restart',
   kill: 'container kill', pause: 'container pause', unpause: 'container unpause', rm: 'container rm', 'container remove': 'container rm',
   wait: 'container wait', rename: 'container rename', logs: 'container logs', ps: 'container ls', 'container ps': 'container ls',
-  'container list': 'container ls',
+  'container list': 'container ls', exec: 'container exec', attach: 'container attach',
   top: 'container top', stats: 'container stats', update: 'container update',
 };
 
@@ -56,6 +58,7 @@ A container engine that speaks the Docker Engine API.
 
 Common Commands:
   run         Create and run a new container from an image
+  exec        Execute a command in a running container
   ps          List containers
   images      List images
   inspect     Return low-level information on objects

@@ -23,6 +23,8 @@ import { ImageService } from '../services/images.ts';
 import { acquirePidfile } from './lock.ts';
 import { pruneRoutes } from '../api/routes/prune.ts';
 import { containerRoutes } from '../api/routes/containers.ts';
+import { execRoutes } from '../api/routes/exec.ts';
+import { ExecService } from '../services/exec.ts';
 import { ContainerStore } from '../metadata/containers.ts';
 import { RuncRuntime } from '../runtime/containers.ts';
 import { ContainerService } from '../services/containers.ts';
@@ -82,6 +84,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       initBin: '/usr/bin/tini-static',
     });
     const containers = new ContainerService({ store: containerStore, images: imageService, runtime, events, log: log.child({ module: 'containers' }) });
+    const execs = new ExecService({
+      backend: { resolve: (idOrName) => containers.resolve(idOrName), execHost: (c, execId) => runtime.execHost(c, execId) },
+      events, log: log.child({ module: 'exec' }),
+    });
     const ops = new ContainerOps({ store: containerStore, runtime, events, log: log.child({ module: 'container-ops' }) });
     const health = new HealthMonitor({ store: containerStore, runtime, events, log: log.child({ module: 'health' }) });
     health.listen();
@@ -111,6 +117,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
         graphDriverData: (id) => graphData(snapshots, images.layers(id).map((l) => l.diffId)),
       }),
       ...containerRoutes(containers),
+      ...execRoutes(execs),
       ...containerOpsRoutes(ops),
       ...pruneRoutes(),
     ];

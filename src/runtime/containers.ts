@@ -8,6 +8,7 @@ import { errno, invalidArgument } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
 import type { ContainerRecord } from '../metadata/containers.ts';
 import type { OverlaySnapshotter } from '../snapshots/overlay.ts';
+import type { ExecHost } from './exec.ts';
 import { encodeSpec } from './oci-spec.ts';
 import { isMounted, mountRootfs, unmountRootfs } from './rootfs.ts';
 import { Runc } from './runc.ts';
@@ -290,6 +291,15 @@ export class RuncRuntime {
       s.once('connect', () => s.end(`${line}\n`, () => resolve()));
       s.once('error', reject);
     });
+  }
+
+  /** Where an exec of this container runs under its own monitor (see runtime/exec.ts). */
+  execHost(c: ContainerRecord, execId: string): ExecHost {
+    const dir = this.dir(c);
+    return {
+      monitorBin: this.#o.monitorBin, runcBinary: this.#runc.binary, runcRoot: this.#runc.root, containerId: c.id,
+      specPath: join(dir, 'config.json'), rootfs: join(dir, 'rootfs'), stateDir: join(this.runDir(c), `x${execId.slice(0, 12)}`),
+    };
   }
 
   /** After an exit: runc's record, the cgroup and the rootfs mount go; the container's files stay. */

@@ -137,7 +137,10 @@ async function attach(svc: ContainerService, ctx: Context): Promise<void> {
   const wantErr = boolParam(q, 'stderr');
   const tty = Boolean(c.config.Tty);
   const client = ctx.hijack();
+  // A client that hangs up (a detach, a closed terminal) must never take the daemon down with EPIPE.
+  client.on('error', () => {});
   const conn: Duplex = await svc.attach(c.id);
+  conn.on('error', () => {});
   const deframer = new Deframer();
   conn.on('data', (chunk: Buffer) => {
     for (const { stream, payload } of deframer.push(chunk)) {
@@ -152,8 +155,9 @@ async function attach(svc: ContainerService, ctx: Context): Promise<void> {
   if (wantStdin) {
     client.on('data', (b: Buffer) => conn.write(b));
     client.once('end', () => {
-      // With StdinOnce (the CLI's `run -i`), the container's stdin closes when the client's does.
-      if (c.config.StdinOnce) svc.closeStdin(c).catch(() => {});
+      // With StdinOnce (the CLI's `run -i`), the container's stdin closes when the client's does;
+      // not with a TTY, as in Docker, so that a detach (ctrl-p ctrl-q) leaves the shell running.
+      if (c.config.StdinOnce && !tty) svc.closeStdin(c).catch(() => {});
     });
   }
   await done;

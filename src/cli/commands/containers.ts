@@ -5,6 +5,7 @@ import { Deframer } from '../../common/stdcopy.ts';
 import { humanDuration, parseBytes } from '../../common/units.ts';
 import { type Command, type CommandContext, CliError, UsageError, filtersParam, flags, requireArgs, splitAtFirstPositional } from '../command.ts';
 import { formatItems } from '../format/table.ts';
+import { openSession } from '../session.ts';
 
 const short = (id: string) => id.slice(0, 12);
 
@@ -220,18 +221,21 @@ Options:
     }
     const tty = Boolean(values.tty);
     const stream = await client.upgrade('POST', `/containers/${id}/attach`, { query: { stream: true, stdin: Boolean(values.interactive), stdout: true, stderr: true } });
-    const output = pump(ctx, stream, tty);
     const waitRes = client.json<{ StatusCode: number; Error: { Message: string } | null }>('POST', `/containers/${id}/wait`, { query: { condition: values.rm ? 'removed' : 'next-exit' } });
-    const restore = values.interactive ? forwardStdin(ctx, stream, tty) : undefined;
+    waitRes.catch(() => {});
+    // Raw terminal, resize at start and on SIGWINCH, detach keys: see cli/session.ts.
+    const session = openSession({
+      stream, tty, stdin: Boolean(values.interactive), detachKeys: values['detach-keys'],
+      resize: (h, w) => client.request('POST', `/containers/${id}/resize`, { query: { h, w } }).then((r) => void r.resume()),
+    });
     try {
       await start(ctx, id, 'run');
-      if (tty && process.stdout.columns) {
-        await client.request('POST', `/containers/${id}/resize`, { query: { h: process.stdout.rows, w: process.stdout.columns } }).then((r) => r.resume()).catch(() => {});
-      }
-      const [status] = await Promise.all([waitRes, output]);
+      session.startResizing();
+      if ((await session.done) === 'detached') return 0;
+      const status = await waitRes;
       return status.StatusCode;
     } finally {
-      restore?.();
+      session.restore();
       stream.destroy();
     }
   },
@@ -336,21 +340,26 @@ Options:
 `,
   description: 'Start one or more stopped containers',
   async run(ctx) {
-    const { values, positionals } = flags(ctx, { attach: { type: 'boolean', short: 'a' }, interactive: { type: 'boolean', short: 'i' } }, this.usage);
+    const { values, positionals } = flags(ctx, { attach: { type: 'boolean', short: 'a' }, interactive: { type: 'boolean', short: 'i' }, 'detach-keys': { type: 'string' } }, this.usage);
     requireArgs(ctx, positionals, 1, Infinity, this.usage);
     if (values.attach) {
       if (positionals.length > 1) throw new CliError('you cannot start and attach multiple containers at once');
       const c = await ctx.client().json<{ Id: string; Config: { Tty: boolean } }>('GET', `/containers/${encodeURIComponent(positionals[0])}/json`);
       const stream = await ctx.client().upgrade('POST', `/containers/${c.Id}/attach`, { query: { stream: true, stdin: Boolean(values.interactive), stdout: true, stderr: true } });
-      const output = pump(ctx, stream, c.Config.Tty);
       const waitRes = ctx.client().json<{ StatusCode: number }>('POST', `/containers/${c.Id}/wait`, { query: { condition: 'next-exit' } });
-      const restore = values.interactive ? forwardStdin(ctx, stream, c.Config.Tty) : undefined;
+      waitRes.catch(() => {});
+      const session = openSession({
+        stream, tty: c.Config.Tty, stdin: Boolean(values.interactive), detachKeys: values['detach-keys'],
+        resize: (h, w) => ctx.client().request('POST', `/containers/${c.Id}/resize`, { query: { h, w } }).then((r) => void r.resume()),
+      });
       try {
         await start(ctx, c.Id, 'start');
-        const [status] = await Promise.all([waitRes, output]);
+        session.startResizing();
+        if ((await session.done) === 'detached') return 0;
+        const status = await waitRes;
         return status.StatusCode;
       } finally {
-        restore?.();
+        session.restore();
         stream.destroy();
       }
     }
