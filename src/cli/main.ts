@@ -38,6 +38,11 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   'system df': () => import('./commands/system.ts').then((m) => m.df),
   'system prune': () => import('./commands/system.ts').then((m) => m.prune),
   'system events': () => import('./commands/system.ts').then((m) => m.events),
+  'volume create': () => import('./commands/volumes.ts').then((m) => m.volumeCreate),
+  'volume ls': () => import('./commands/volumes.ts').then((m) => m.volumeLs),
+  'volume inspect': () => import('./commands/volumes.ts').then((m) => m.volumeInspect),
+  'volume rm': () => import('./commands/volumes.ts').then((m) => m.volumeRm),
+  'volume prune': () => import('./commands/volumes.ts').then((m) => m.volumePrune),
 };
 
 /** Docker's short forms and synonyms. */
@@ -48,7 +53,8 @@ const ALIASES: Record<string, string> = {
   run: 'container run', create: 'container create', start: 'container start', stop: 'container stop', restart: 'container restart',
   kill: 'container kill', pause: 'container pause', unpause: 'container unpause', rm: 'container rm', 'container remove': 'container rm',
   wait: 'container wait', rename: 'container rename', logs: 'container logs', ps: 'container ls', 'container ps': 'container ls',
-  'container list': 'container ls', exec: 'container exec', attach: 'container attach',
+  'container list': 'container ls',
+  'volume list': 'volume ls', 'volume remove': 'volume rm', exec: 'container exec', attach: 'container attach',
   top: 'container top', stats: 'container stats', update: 'container update',
 };
 
@@ -69,6 +75,7 @@ Management Commands:
   container   Manage containers
   image       Manage images
   system      Manage berth
+  volume      Manage volumes
 
 Commands:
   events      Get real time events from the server
@@ -115,7 +122,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
   if (ALIASES[two] || COMMANDS[two]) {
     name = two;
     args = rest.slice(2);
-  } else if (rest[0] === 'image' || rest[0] === 'system' || rest[0] === 'container') {
+  } else if (rest[0] === 'image' || rest[0] === 'system' || rest[0] === 'container' || rest[0] === 'volume') {
     io.err(rest[1] ? `berth: '${two}' is not a berth command.\nSee 'berth ${rest[0]} --help'\n` : `Usage:  berth ${rest[0]} COMMAND\n`);
     return rest[1] ? 1 : 0;
   }

@@ -32,6 +32,10 @@ import { containerOpsRoutes } from '../api/routes/container-ops.ts';
 import { ContainerOps } from '../services/container-ops.ts';
 import { HealthMonitor } from '../services/health.ts';
 import { fileURLToPath } from 'node:url';
+import { volumeRoutes } from '../api/routes/volumes.ts';
+import type { MountRequest } from '../runtime/spec.ts';
+import { VolumeService } from '../services/volumes.ts';
+import { VolumeStore } from '../volumes/store.ts';
 
 export const VERSION = '0.1.0';
 
@@ -77,13 +81,18 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     const imageService = new ImageService({ store: images, content, unpacker, leases, gc, events, log: log.child({ module: 'images' }) });
     const daemonId = await daemonIdentity(join(dataRoot, 'engine-id'));
     const containerStore = new ContainerStore(db);
+    const volumeStore = new VolumeStore(db, join(dataRoot, 'volumes'));
+    await volumeStore.init();
+    const volumes = new VolumeService({ store: volumeStore, events, log: log.child({ module: 'volumes' }) });
     const runtime = new RuncRuntime({
       dataRoot, snapshots, log: log.child({ module: 'runtime' }),
       unpack: (imageId) => imageService.unpack(imageId),
       monitorBin: fileURLToPath(new URL('../../monitor/berth-monitor', import.meta.url)),
       initBin: '/usr/bin/tini-static',
+      volumeMounts: (c, rootfs) => volumes.mountsFor(c.id, rootfs) as Promise<MountRequest[]>,
+      releaseMounts: (c) => volumes.releaseContainer(c.id),
     });
-    const containers = new ContainerService({ store: containerStore, images: imageService, runtime, events, log: log.child({ module: 'containers' }) });
+    const containers = new ContainerService({ store: containerStore, images: imageService, runtime, events, log: log.child({ module: 'containers' }), volumes });
     const execs = new ExecService({
       backend: { resolve: (idOrName) => containers.resolve(idOrName), execHost: (c, execId) => runtime.execHost(c, execId) },
       events, log: log.child({ module: 'exec' }),
@@ -107,7 +116,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
             LayersSize: du.layersSize,
             Images: types.has('image') ? du.images.map((i) => imageSummary(i.view, 1050, i.containers)) : null,
             Containers: types.has('container') ? [] : null,
-            Volumes: types.has('volume') ? [] : null,
+            Volumes: types.has('volume') ? await volumes.diskUsage() : null,
             BuildCache: types.has('build-cache') ? [] : null,
           };
         },
@@ -119,6 +128,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       ...containerRoutes(containers),
       ...execRoutes(execs),
       ...containerOpsRoutes(ops),
+      ...volumeRoutes(volumes),
       ...pruneRoutes(),
     ];
     const server = createApiServer(routes, log.child({ module: 'api' }));

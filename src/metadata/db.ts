@@ -74,6 +74,31 @@ const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX containers_by_image ON containers(image_id);
   `,
+  // 3: volumes, and each container's mount points (which make a volume in use)
+  `
+  CREATE TABLE volumes (
+    name TEXT PRIMARY KEY,
+    driver TEXT NOT NULL,
+    labels TEXT NOT NULL DEFAULT '{}',  -- JSON object
+    options TEXT NOT NULL DEFAULT '{}', -- JSON object: the driver's options (local: type, device, o)
+    created TEXT NOT NULL               -- RFC 3339
+  );
+  CREATE TABLE volume_mounts (
+    container_id TEXT NOT NULL,
+    destination TEXT NOT NULL,
+    type TEXT NOT NULL CHECK (type IN ('volume', 'bind')),
+    name TEXT NOT NULL DEFAULT '',      -- the volume, for type 'volume'
+    source TEXT NOT NULL DEFAULT '',    -- the host path, for type 'bind'
+    mode TEXT NOT NULL DEFAULT '',
+    rw INTEGER NOT NULL,
+    propagation TEXT NOT NULL DEFAULT '',
+    anonymous INTEGER NOT NULL DEFAULT 0, -- no source was named: rm -v removes it
+    copy_data INTEGER NOT NULL DEFAULT 1, -- copy the image's files into an empty volume
+    create_source INTEGER NOT NULL DEFAULT 0, -- a -v bind whose missing host path is made at start
+    PRIMARY KEY (container_id, destination)
+  );
+  CREATE INDEX volume_mounts_by_name ON volume_mounts(name);
+  `,
 ];
 
 export type Db = DatabaseSync;

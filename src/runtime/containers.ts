@@ -42,6 +42,14 @@ export interface RuncRuntimeOptions {
   /** Absolute path of runc (the monitor runs it); found on PATH by default. */
   runcBin?: string;
   initBin?: string;
+  /**
+   * The container's bind and volume mounts (Binds and Mounts of those types),
+   * made ready: volumes mounted and copied up from the image at `rootfs`.
+   * Without it, Binds are plain host paths.
+   */
+  volumeMounts?: (c: ContainerRecord, rootfs: string) => Promise<MountRequest[]>;
+  /** Called once the container has stopped and its mounts are gone. */
+  releaseMounts?: (c: ContainerRecord) => Promise<void>;
   log: Logger;
 }
 
@@ -114,11 +122,13 @@ export class RuncRuntime {
     const hc = c.hostConfig;
     const user = await resolveUser(rootfs, c.config.User ?? '', hc.GroupAdd ?? []);
     const mounts: MountRequest[] = [];
-    for (const b of hc.Binds ?? []) mounts.push(parseBind(b));
+    if (this.#o.volumeMounts) mounts.push(...(await this.#o.volumeMounts(c, rootfs)));
+    else for (const b of hc.Binds ?? []) mounts.push(parseBind(b));
     for (const [dest, opts] of Object.entries((hc.Tmpfs ?? {}) as Record<string, string>)) {
       mounts.push({ type: 'tmpfs', destination: dest, options: opts ? opts.split(',') : [] });
     }
     for (const m of (hc.Mounts ?? []) as { Type: string; Source?: string; Target: string; ReadOnly?: boolean; TmpfsOptions?: { SizeBytes?: number } }[]) {
+      if ((m.Type === 'bind' || m.Type === 'volume') && this.#o.volumeMounts) continue;
       if (m.Type === 'bind') mounts.push({ type: 'bind', source: m.Source!, destination: m.Target, readonly: m.ReadOnly });
       else if (m.Type === 'tmpfs') mounts.push({ type: 'tmpfs', destination: m.Target, sizeBytes: m.TmpfsOptions?.SizeBytes, readonly: m.ReadOnly });
       else throw invalidArgument(`mount type ${m.Type} is not supported yet`);
@@ -307,6 +317,7 @@ export class RuncRuntime {
     await this.#runc.delete(c.id, { force: true }).catch(() => {});
     const rootfs = join(this.dir(c), 'rootfs');
     if (await isMounted(rootfs)) await unmountRootfs(rootfs).catch(() => unmountRootfs(rootfs, true));
+    await this.#o.releaseMounts?.(c);
   }
 
   async remove(c: ContainerRecord): Promise<void> {

@@ -7,6 +7,7 @@ import { type ContainerRecord, type ContainerState, type ContainerStore, type Do
 import type { EventBus } from './events.ts';
 import { matchLabels, parseFilters, parseTimestamp } from './filters.ts';
 import type { ImageService } from './images.ts';
+import type { MountJson, VolumeService } from './volumes.ts';
 import { mergeImageConfig, processArgs } from './container-config.ts';
 import { familiarString, parseReference, withDefaultTag } from '../images/reference.ts';
 import { type ExitInfo, RuntimeStartError } from '../runtime/containers.ts';
@@ -58,15 +59,17 @@ export class ContainerService {
   #runtime: ContainerRuntime;
   #events: EventBus;
   #log: Logger;
+  #volumes: VolumeService | undefined;
   /** Exit waiters per container, resolved when its process ends. */
   #watchers = new Map<string, Promise<ExitStatus>>();
 
-  constructor(deps: { store: ContainerStore; images: ImageService; runtime: ContainerRuntime; events: EventBus; log: Logger }) {
+  constructor(deps: { store: ContainerStore; images: ImageService; runtime: ContainerRuntime; events: EventBus; log: Logger; volumes?: VolumeService }) {
     this.#store = deps.store;
     this.#images = deps.images;
     this.#runtime = deps.runtime;
     this.#events = deps.events;
     this.#log = deps.log;
+    this.#volumes = deps.volumes;
     this.#images.usage = {
       containersUsing: (id: Digest) => this.#store.usingImage(id).map((c) => ({ id: c.id, running: c.state.Running })),
     };
@@ -96,8 +99,10 @@ export class ContainerService {
       config: { ...config, Image: req.Image }, hostConfig, state: initialState(),
     });
     try {
+      await this.#volumes?.attachContainer(rec.id, rec.config, rec.hostConfig);
       await this.#runtime.prepare(rec);
     } catch (e) {
+      await this.#volumes?.detachContainer(rec.id, true).catch(() => {});
       this.#store.delete(rec.id);
       throw e;
     }
@@ -127,11 +132,22 @@ export class ContainerService {
       if (before && !before.every((b) => t < b)) return false;
       if (since && !since.every((s) => t > s)) return false;
       if (f.has('health') && !f.get('health')!.includes(c.state.Health?.Status ?? 'none')) return false;
-      if (f.has('volume') && !f.get('volume')!.some((v) => volumeNames(c).includes(v))) return false;
+      if (f.has('volume') && !f.get('volume')!.some((v) => this.#volumeKeys(c).includes(v))) return false;
       return true;
     });
     if (opts.limit && opts.limit > 0) out = out.slice(0, opts.limit);
     return out;
+  }
+
+  /** Docker's MountPoints for inspect and ps: binds and volumes. */
+  mounts(c: ContainerRecord): MountJson[] {
+    return this.#volumes ? this.#volumes.mountsJson(c.id) : [];
+  }
+
+  /** What `ps --filter volume=` matches: each mount's volume name or host path, and its destination. */
+  #volumeKeys(c: ContainerRecord): string[] {
+    if (!this.#volumes) return volumeNames(c);
+    return this.#volumes.mountPoints(c.id).flatMap((m) => [m.type === 'volume' ? m.name : m.source, m.destination]);
   }
 
   rename(idOrName: string, newName: string): void {
@@ -152,6 +168,7 @@ export class ContainerService {
     }
     await this.#runtime.remove(c);
     this.#store.delete(c.id);
+    await this.#volumes?.detachContainer(c.id, Boolean(opts.volumes)).catch((e) => this.#log.warn('releasing volumes failed', { id: c.id, err: e }));
     this.#events.emit('container', 'destroy', c.id, { image: c.image, name: c.name });
     const ws = this.#removeWaiters.get(c.id);
     this.#removeWaiters.delete(c.id);
@@ -219,7 +236,7 @@ export class ContainerService {
       this.#events.emit('container', 'die', c.id, { image: c.image, name: c.name, exitCode: String(code) });
       this.#resolveExit(c, { exitCode: code, oomKilled: false, finishedAt: new Date().toISOString(), error: (e as Error).message });
       // As in Docker, --rm also covers a container that never got to run.
-      if (c.hostConfig.AutoRemove) await this.remove(c.id).catch((err) => this.#log.warn('auto-remove failed', { id: c.id, err }));
+      if (c.hostConfig.AutoRemove) await this.remove(c.id, { volumes: true }).catch((err) => this.#log.warn('auto-remove failed', { id: c.id, err }));
       throw e instanceof RuntimeStartError ? invalidArgument(e.message, e) : e;
     }
     this.#events.emit('container', 'start', c.id, { image: c.image, name: c.name });
@@ -257,7 +274,7 @@ export class ContainerService {
       await this.#startProcess(now).catch((e) => this.#log.warn('restart failed', { id, err: e }));
       return;
     }
-    if (c.hostConfig.AutoRemove) await this.remove(c.id).catch((e) => this.#log.warn('auto-remove failed', { id, err: e }));
+    if (c.hostConfig.AutoRemove) await this.remove(c.id, { volumes: true }).catch((e) => this.#log.warn('auto-remove failed', { id, err: e }));
   }
 
   #shouldRestart(c: ContainerRecord, exitCode: number): boolean {

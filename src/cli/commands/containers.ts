@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import type { Socket } from 'node:net';
 import { ApiError } from '../../api-client/client.ts';
 import { Deframer } from '../../common/stdcopy.ts';
@@ -125,8 +126,10 @@ export function createBody(v: CreateValues, image: string, command: string[]): R
     Tty: Boolean(v.tty), OpenStdin: Boolean(v.interactive), StdinOnce: false, AttachStdin: Boolean(v.interactive), AttachStdout: true, AttachStderr: true,
     StopSignal: v['stop-signal'], StopTimeout: intFlag(v['stop-timeout'], 'stop-timeout'), Healthcheck: healthcheck,
     ExposedPorts: Object.keys(exposed).length ? exposed : undefined,
+    // As docker does: `-v /path` (no source) is an anonymous volume in Config.Volumes, the rest are Binds.
+    Volumes: anonymousVolumes(v.volume),
     HostConfig: {
-      Binds: v.volume?.length ? v.volume : null, Mounts: (v.mount ?? []).map(parseMount), Tmpfs: Object.keys(tmpfs).length ? tmpfs : undefined,
+      Binds: namedBinds(v.volume), Mounts: (v.mount ?? []).map(parseMount), Tmpfs: Object.keys(tmpfs).length ? tmpfs : undefined,
       ReadonlyRootfs: Boolean(v['read-only']), Memory: bytesFlag(v.memory, '-m, --memory') ?? 0, MemorySwap: bytesFlag(v['memory-swap'], 'memory-swap') ?? 0,
       MemoryReservation: bytesFlag(v['memory-reservation'], 'memory-reservation') ?? 0, NanoCpus: cpus === undefined ? 0 : Math.round(cpus * 1e9),
       CpuShares: intFlag(v['cpu-shares'], 'cpu-shares') ?? 0, CpusetCpus: v['cpuset-cpus'] ?? '', CpusetMems: v['cpuset-mems'] ?? '',
@@ -140,6 +143,18 @@ export function createBody(v: CreateValues, image: string, command: string[]): R
   };
 }
 
+/** `-v` values with a source (named volumes and host paths; a relative `./dir` made absolute), as HostConfig.Binds. */
+function namedBinds(list: string[] | undefined): string[] | null {
+  const out = (list ?? []).filter((b) => b.includes(':')).map((b) => (b.startsWith('.') ? `${resolve(b.slice(0, b.indexOf(':')))}${b.slice(b.indexOf(':'))}` : b));
+  return out.length ? out : null;
+}
+
+/** `-v /path` values: anonymous volumes, as Config.Volumes. */
+function anonymousVolumes(list: string[] | undefined): Record<string, object> | undefined {
+  const out = (list ?? []).filter((b) => !b.includes(':'));
+  return out.length ? Object.fromEntries(out.map((b) => [b, {}])) : undefined;
+}
+
 function parseMount(spec: string): Record<string, unknown> {
   const m: Record<string, unknown> = { Type: 'volume' };
   for (const part of spec.split(',')) {
@@ -150,6 +165,19 @@ function parseMount(spec: string): Record<string, unknown> {
       case 'target': case 'destination': case 'dst': m.Target = val; break;
       case 'readonly': case 'ro': m.ReadOnly = val === undefined || val === 'true' || val === '1'; break;
       case 'tmpfs-size': m.TmpfsOptions = { ...(m.TmpfsOptions as object), SizeBytes: parseBytes(val) }; break;
+      case 'bind-propagation': m.BindOptions = { ...(m.BindOptions as object), Propagation: val }; break;
+      case 'bind-create-mountpoint': m.BindOptions = { ...(m.BindOptions as object), CreateMountpoint: val === undefined || val === 'true' || val === '1' }; break;
+      case 'volume-nocopy': m.VolumeOptions = { ...(m.VolumeOptions as object), NoCopy: val === undefined || val === 'true' || val === '1' }; break;
+      case 'volume-driver': case 'volume-opt': case 'volume-label': {
+        const vo = (m.VolumeOptions ??= {}) as { DriverConfig?: { Name?: string; Options?: Record<string, string> }; Labels?: Record<string, string> };
+        const rest = part.slice(k.length + 1);
+        const i = rest.indexOf('=');
+        if (k === 'volume-driver') vo.DriverConfig = { ...vo.DriverConfig, Name: val };
+        else if (i <= 0) throw new UsageError(`invalid argument "${spec}" for "--mount" flag: invalid value for ${k}: ${rest}`, 125);
+        else if (k === 'volume-opt') vo.DriverConfig = { ...vo.DriverConfig, Options: { ...vo.DriverConfig?.Options, [rest.slice(0, i)]: rest.slice(i + 1) } };
+        else vo.Labels = { ...vo.Labels, [rest.slice(0, i)]: rest.slice(i + 1) };
+        break;
+      }
       default: throw new UsageError(`invalid argument "${spec}" for "--mount" flag: unexpected key '${k}' in '${part}'`, 125);
     }
   }
