@@ -33,6 +33,10 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   'container top': () => import('./commands/container-ops.ts').then((m) => m.top),
   'container stats': () => import('./commands/container-ops.ts').then((m) => m.stats),
   'container update': () => import('./commands/container-ops.ts').then((m) => m.update),
+  'container diff': () => import('./commands/container-fs.ts').then((m) => m.diff),
+  'container commit': () => import('./commands/container-fs.ts').then((m) => m.commit),
+  'container export': () => import('./commands/container-fs.ts').then((m) => m.exportCmd),
+  'container cp': () => import('./commands/container-fs.ts').then((m) => m.cp),
   'version': () => import('./commands/system.ts').then((m) => m.version),
   'system info': () => import('./commands/system.ts').then((m) => m.info),
   'system df': () => import('./commands/system.ts').then((m) => m.df),
@@ -47,6 +51,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
 
 /** Docker's short forms and synonyms. */
 const ALIASES: Record<string, string> = {
+  diff: 'container diff', commit: 'container commit', export: 'container export', cp: 'container cp',
   images: 'image ls', 'image list': 'image ls', 'image remove': 'image rm', rmi: 'image rm', tag: 'image tag',
   history: 'image history', import: 'image import', save: 'image save', load: 'image load',
   info: 'system info', events: 'system events',
@@ -78,7 +83,11 @@ Management Commands:
   volume      Manage volumes
 
 Commands:
+  commit      Create a new image from a container's changes
+  cp          Copy files/folders between a container and the local filesystem
+  diff        Inspect changes to files or directories on a container's filesystem
   events      Get real time events from the server
+  export      Export a container's filesystem as a tar archive
   history     Show the history of an image
   import      Import the contents from a tarball to create a filesystem image
   load        Load an image from a tar archive or STDIN

@@ -28,6 +28,8 @@ import { ExecService } from '../services/exec.ts';
 import { ContainerStore } from '../metadata/containers.ts';
 import { RuncRuntime } from '../runtime/containers.ts';
 import { ContainerService } from '../services/containers.ts';
+import { ContainerFsService } from '../services/container-fs.ts';
+import { containerFsRoutes } from '../api/routes/container-fs.ts';
 import { containerOpsRoutes } from '../api/routes/container-ops.ts';
 import { ContainerOps } from '../services/container-ops.ts';
 import { HealthMonitor } from '../services/health.ts';
@@ -93,6 +95,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       releaseMounts: (c) => volumes.releaseContainer(c.id),
     });
     const containers = new ContainerService({ store: containerStore, images: imageService, runtime, events, log: log.child({ module: 'containers' }), volumes });
+    const containerFs = new ContainerFsService({
+      containers, images: imageService, snapshots, events, log: log.child({ module: 'container-fs' }),
+      rootfsPath: (c) => join(runtime.dir(c), 'rootfs'), scratch: join(dataRoot, 'tmp'),
+    });
     const execs = new ExecService({
       backend: { resolve: (idOrName) => containers.resolve(idOrName), execHost: (c, execId) => runtime.execHost(c, execId) },
       events, log: log.child({ module: 'exec' }),
@@ -126,6 +132,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
         graphDriverData: (id) => graphData(snapshots, images.layers(id).map((l) => l.diffId)),
       }),
       ...containerRoutes(containers),
+      ...containerFsRoutes(containerFs),
       ...execRoutes(execs),
       ...containerOpsRoutes(ops),
       ...volumeRoutes(volumes),

@@ -9,7 +9,7 @@ import type { ImageConfig } from '../images/oci.ts';
 import {
   type Reference, familiarRepository, familiarString, formatReference, parseReference, parseStoredRef, repositoryName, withDefaultTag,
 } from '../images/reference.ts';
-import { type ImageRecord, type ImageStore, type LayerRecord, type RefRecord, displayName } from '../images/store.ts';
+import { type ImageRecord, type ImageStore, type LayerRecord, type NewImage, type RefRecord, displayName } from '../images/store.ts';
 import type { Unpacker } from '../images/unpack.ts';
 import type { GarbageCollector } from '../metadata/gc.ts';
 import type { Lease, LeaseManager } from '../metadata/leases.ts';
@@ -298,6 +298,21 @@ export class ImageService {
       const img = await importTarball(source, this.#content, lease, opts);
       this.#store.create(img, ref ? [ref] : []);
       this.#events.emit('image', 'import', img.id, ref ? { name: familiarString(ref) } : {});
+      return img.id;
+    });
+  }
+
+  /**
+   * Stores an image that `build` writes under a lease (`commit`), points
+   * `target` at it and announces it as `action`. Returns the image ID.
+   */
+  async createImage(build: (content: ContentStore, lease: Lease) => Promise<NewImage>, target: string | undefined, action: string): Promise<Digest> {
+    const ref = target ? withDefaultTag(parseReference(target)) : undefined;
+    if (ref?.digest) throw invalidArgument('refusing to create a tag with a digest reference');
+    return this.#ingest(async (lease) => {
+      const img = await build(this.#content, lease);
+      this.#store.create(img, ref ? [ref] : []);
+      this.#events.emit('image', action, img.id, ref ? { name: familiarString(ref) } : {});
       return img.id;
     });
   }

@@ -1,0 +1,210 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, writeFileSync, symlinkSync, existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { TestDaemon, importBusybox, run } from '../helpers/daemon.ts';
+import { dir, file, symlink, tarBytes } from '../helpers/tars.ts';
+import { readTar } from '../../src/common/tar.ts';
+
+const CLIS = ['berth', 'docker'] as const;
+type Cli = (typeof CLIS)[number];
+
+async function tarNames(buf: Buffer): Promise<Map<string, { type: string; size: number; linkname: string }>> {
+  const out = new Map<string, { type: string; size: number; linkname: string }>();
+  for await (const e of readTar((async function* () { yield buf; })())) {
+    out.set(e.header.name.replace(/^\.\//, '').replace(/\/$/, ''), { type: e.header.type, size: e.header.size, linkname: e.header.linkname });
+    for await (const _ of e.body) { /* skip */ }
+  }
+  return out;
+}
+
+describe('container filesystem: cp, diff, commit, export', () => {
+  let d: TestDaemon;
+  let work: string;
+  before(async () => {
+    d = await TestDaemon.start();
+    importBusybox(d);
+    work = mkdtempSync(join(d.dir, 'work-'));
+  });
+  after(async () => {
+    for (const id of d.berth(['ps', '-aq']).stdout.trim().split('\n').filter(Boolean)) d.berth(['rm', '-f', id]);
+    await d.cleanup();
+  });
+  const cli = (which: Cli, args: string[], opts?: Parameters<TestDaemon['berth']>[1]) => (which === 'berth' ? d.berth(args, opts) : d.docker(args, opts));
+  const ok = (r: { code: number; stdout: string; stderr: string }) => {
+    assert.equal(r.code, 0, `${r.stderr}\n${d.log.slice(-2000)}`);
+    return r.stdout;
+  };
+
+  test('cp a file in and out of a running and a stopped container keeps its bytes', () => {
+    const payload = randomBytes(300_000);
+    const src = join(work, 'payload.bin');
+    writeFileSync(src, payload);
+    for (const c of CLIS) {
+      const name = `cp-${c}`;
+      ok(cli(c, ['run', '-d', '--name', name, 'busybox', 'sleep', '300']));
+      ok(cli(c, ['cp', src, `${name}:/tmp/payload.bin`]));
+      assert.equal(ok(cli(c, ['run', '--rm', 'busybox', 'true'])), '');
+      const out = join(work, `out-${c}.bin`);
+      ok(cli(c, ['cp', `${name}:/tmp/payload.bin`, out]));
+      assert.ok(readFileSync(out).equals(payload), 'same bytes back');
+      ok(cli(c, ['stop', '-t', '0', name]));
+      // Stopped: the writable layer is mounted for the copy.
+      const out2 = join(work, `out2-${c}.bin`);
+      ok(cli(c, ['cp', `${name}:/tmp/payload.bin`, out2]));
+      assert.ok(readFileSync(out2).equals(payload));
+      ok(cli(c, ['cp', src, `${name}:/stopped.bin`]));
+      const back = cli(c, ['cp', `${name}:/stopped.bin`, '-'], { binary: true });
+      assert.equal(back.code, 0, back.stderr);
+      ok(cli(c, ['start', name]));
+      const sum = ok(cli(c, ['exec', name, 'md5sum', '/stopped.bin']));
+      assert.equal(sum.split(' ')[0], run('md5sum', [src]).stdout.split(' ')[0]);
+      ok(cli(c, ['rm', '-f', name]));
+    }
+  });
+
+  test('cp a directory both ways, and /. copies its contents', () => {
+    const tree = join(work, 'tree');
+    mkdirSync(join(tree, 'sub'), { recursive: true });
+    writeFileSync(join(tree, 'a.txt'), 'alpha\n');
+    writeFileSync(join(tree, 'sub', 'b.txt'), 'beta\n');
+    symlinkSync('a.txt', join(tree, 'link'));
+    for (const c of CLIS) {
+      const name = `cpdir-${c}`;
+      ok(cli(c, ['create', '--name', name, 'busybox', 'sh']));
+      ok(cli(c, ['cp', tree, `${name}:/data`]));
+      ok(cli(c, ['cp', `${tree}/.`, `${name}:/tmp`]));
+      const back = join(work, `back-${c}`);
+      ok(cli(c, ['cp', `${name}:/data`, back]));
+      assert.equal(readFileSync(join(back, 'sub', 'b.txt'), 'utf8'), 'beta\n');
+      assert.equal(readlinkSync(join(back, 'link')), 'a.txt');
+      const into = mkdtempSync(join(work, `into-${c}-`));
+      ok(cli(c, ['cp', `${name}:/tmp/.`, into]));
+      assert.deepEqual(readdirSync(into).sort(), ['a.txt', 'link', 'sub']);
+      ok(cli(c, ['cp', `${name}:/data`, into]));
+      assert.equal(readFileSync(join(into, 'data', 'a.txt'), 'utf8'), 'alpha\n');
+      ok(cli(c, ['rm', name]));
+    }
+  });
+
+  test('symlinks in the container resolve inside the container, never on the host', () => {
+    for (const c of CLIS) {
+      const name = `cplink-${c}`;
+      ok(cli(c, ['run', '--name', name, 'busybox', 'sh', '-c',
+        'echo in-container > /etc/issue && ln -s /etc/issue /link && ln -s /etc /etclink && ln -s ../../../../../../etc/issue /climb']));
+      const viaL = join(work, `issue-L-${c}`);
+      ok(cli(c, ['cp', '-L', `${name}:/link`, viaL]));
+      assert.equal(readFileSync(viaL, 'utf8'), 'in-container\n');
+      const viaDir = join(work, `issue-dir-${c}`);
+      ok(cli(c, ['cp', `${name}:/etclink/issue`, viaDir]));
+      assert.equal(readFileSync(viaDir, 'utf8'), 'in-container\n');
+      const climb = join(work, `issue-climb-${c}`);
+      ok(cli(c, ['cp', '-L', `${name}:/climb`, climb]));
+      assert.equal(readFileSync(climb, 'utf8'), 'in-container\n');
+      // Without -L the link itself is copied.
+      const raw = join(work, `raw-${c}`);
+      ok(cli(c, ['cp', `${name}:/link`, raw]));
+      assert.ok(lstatSync(raw).isSymbolicLink());
+      assert.equal(readlinkSync(raw), '/etc/issue');
+      // Copying in through a symlinked directory lands inside the container too.
+      writeFileSync(join(work, 'note.txt'), 'note\n');
+      ok(cli(c, ['cp', join(work, 'note.txt'), `${name}:/etclink/`]));
+      const note = join(work, `note-back-${c}`);
+      ok(cli(c, ['cp', `${name}:/etc/note.txt`, note]));
+      assert.equal(readFileSync(note, 'utf8'), 'note\n');
+      assert.ok(!existsSync('/etc/note.txt'), 'nothing was written on the host');
+      ok(cli(c, ['rm', name]));
+    }
+  });
+
+  test('a hostile tar copied in is refused and writes nothing outside the container', async () => {
+    ok(d.berth(['create', '--name', 'hostile', 'busybox', 'sh']));
+    const marker = `berth-escape-${process.pid}`;
+    const tars = [
+      await tarBytes([file(`../../../../../../tmp/${marker}`, 'x')]),
+      await tarBytes([symlink('esc', '/tmp'), file(`esc/${marker}`, 'x')]),
+      await tarBytes([dir('d'), { header: { name: 'd/hl', type: 'hardlink', linkname: `../../../../../etc/passwd` } }]),
+      await tarBytes([{ header: { name: 'dev0', type: 'block', devmajor: 8, devminor: 0 } }]),
+    ];
+    for (const t of tars) {
+      for (const c of CLIS) {
+        const r = cli(c, ['cp', '-', 'hostile:/tmp'], { input: t });
+        assert.notEqual(r.code, 0, `refused (${c})`);
+      }
+    }
+    assert.ok(!existsSync(`/tmp/${marker}`));
+    ok(d.berth(['rm', 'hostile']));
+  });
+
+  test('diff lists added, changed and deleted paths through both CLIs', () => {
+    ok(d.berth(['run', '--name', 'differ', 'busybox', 'sh', '-c', 'mkdir -p /etc/new && echo x > /etc/new/file && echo y >> /etc/profile-x && rm /bin/vi && rm -r /usr/sbin']));
+    for (const c of CLIS) {
+      const lines = ok(cli(c, ['diff', 'differ'])).trim().split('\n');
+      assert.ok(lines.includes('C /etc'), lines.join('\n'));
+      assert.ok(lines.includes('A /etc/new'), lines.join('\n'));
+      assert.ok(lines.includes('A /etc/new/file'), lines.join('\n'));
+      assert.ok(lines.includes('A /etc/profile-x'), lines.join('\n'));
+      assert.ok(lines.includes('C /bin'), lines.join('\n'));
+      assert.ok(lines.includes('D /bin/vi'), lines.join('\n'));
+      assert.ok(lines.includes('D /usr/sbin'), lines.join('\n'));
+      assert.ok(!lines.some((l) => /\/(proc|sys|dev|\.dockerenv|etc\/hostname)$/.test(l)), `mount points are left out:\n${lines.join('\n')}`);
+    }
+  });
+
+  test('commit: the new image has the change, the deletion stays deleted, and --change applies', () => {
+    for (const c of CLIS) {
+      const name = `committed-${c}`;
+      ok(cli(c, ['run', '--name', name, 'busybox', 'sh', '-c', `echo hello-${c} > /msg && rm /bin/vi`]));
+      const id = ok(cli(c, ['commit', '-a', 'tester', '-m', 'a message', '--change', 'CMD ["cat","/msg"]', '--change', 'ENV FOO=bar', name, `snap-${c}:v1`])).trim();
+      assert.match(id, /^sha256:[a-f0-9]{64}$/);
+      assert.equal(ok(cli(c, ['run', '--rm', `snap-${c}:v1`])), `hello-${c}\n`);
+      const gone = cli(c, ['run', '--rm', `snap-${c}:v1`, 'ls', '/bin/vi']);
+      assert.notEqual(gone.code, 0, 'the deleted file stays deleted');
+      assert.equal(ok(cli(c, ['run', '--rm', `snap-${c}:v1`, 'sh', '-c', 'echo $FOO'])), 'bar\n');
+      const insp = JSON.parse(ok(cli(c, ['image', 'inspect', `snap-${c}:v1`])))[0];
+      assert.equal(insp.Author, 'tester');
+      assert.equal(insp.Comment, 'a message');
+      assert.deepEqual(insp.Config.Cmd, ['cat', '/msg']);
+      assert.equal(insp.RootFS.Layers.length, 2);
+    }
+  });
+
+  test('commit pauses a running container by default and leaves it running', () => {
+    ok(d.berth(['run', '-d', '--name', 'live', 'busybox', 'sh', '-c', 'echo live > /live; sleep 300']));
+    for (const c of CLIS) {
+      ok(cli(c, ['commit', 'live', `live-${c}`]));
+      assert.equal(ok(cli(c, ['inspect', '--format', '{{.State.Status}}', 'live'])).trim(), 'running');
+      assert.equal(ok(cli(c, ['run', '--rm', `live-${c}`, 'cat', '/live'])), 'live\n');
+    }
+    ok(d.berth(['rm', '-f', 'live']));
+  });
+
+  test('the same change commits to the same layer digest', () => {
+    ok(d.berth(['run', '--name', 'det', 'busybox', 'sh', '-c', 'echo same > /same && touch -d 2020-01-01 /same /']));
+    const a = JSON.parse(ok(d.berth(['image', 'inspect', ok(d.berth(['commit', 'det'])).trim()])))[0].RootFS.Layers;
+    const b = JSON.parse(ok(d.berth(['image', 'inspect', ok(d.berth(['commit', 'det'])).trim()])))[0].RootFS.Layers;
+    assert.equal(a.at(-1), b.at(-1));
+    ok(d.berth(['rm', 'det']));
+  });
+
+  test('export then import gives an image with the same files', async () => {
+    ok(d.berth(['run', '--name', 'exp', 'busybox', 'sh', '-c', 'echo exported > /exported && ln -s /exported /exlink && rm /bin/vi']));
+    for (const c of CLIS) {
+      const out = join(work, `export-${c}.tar`);
+      ok(cli(c, ['export', '-o', out, 'exp']));
+      const names = await tarNames(readFileSync(out));
+      assert.equal(names.get('exported')?.size, 9);
+      assert.equal(names.get('exlink')?.linkname, '/exported');
+      assert.ok(names.has('bin/sh'));
+      assert.ok(!names.has('bin/vi'), 'a deleted file is not exported');
+      const piped = cli(c, ['export', 'exp'], { binary: true });
+      assert.equal(piped.code, 0);
+      assert.ok(Buffer.from(piped.stdout).equals(readFileSync(out)), 'export is deterministic');
+      ok(cli(c, ['import', out, `reimported-${c}`]));
+      assert.equal(ok(cli(c, ['run', '--rm', `reimported-${c}`, 'cat', '/exported'])), 'exported\n');
+      const ls = (img: string) => ok(cli(c, ['run', '--rm', img, 'sh', '-c', 'find / -xdev | grep -v -e ^/proc -e ^/sys -e ^/dev | sort']));
+      assert.equal(ls(`reimported-${c}`), ls(ok(d.berth(['commit', 'exp'])).trim()));
+    }
+  });
+});
