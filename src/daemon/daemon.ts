@@ -85,7 +85,9 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     const containerStore = new ContainerStore(db);
     const volumeStore = new VolumeStore(db, join(dataRoot, 'volumes'));
     await volumeStore.init();
-    const volumes = new VolumeService({ store: volumeStore, events, log: log.child({ module: 'volumes' }) });
+    const volumes = new VolumeService({
+      store: volumeStore, events, log: log.child({ module: 'volumes' }), running: (id) => containerStore.get(id)?.state.Running ?? false,
+    });
     const runtime = new RuncRuntime({
       dataRoot, snapshots, log: log.child({ module: 'runtime' }),
       unpack: (imageId) => imageService.unpack(imageId),

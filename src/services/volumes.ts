@@ -62,9 +62,12 @@ export class VolumeService {
   #log: Logger;
   /** Containers currently running with each device-mounted volume; the device is unmounted when the last one stops. */
   #active = new Map<string, Set<string>>();
+  /** Whether a container runs: after a daemon restart, the in-memory set above is empty. */
+  #running: (containerId: string) => boolean;
 
-  constructor(deps: { store: VolumeStore; events: EventBus; log: Logger }) {
+  constructor(deps: { store: VolumeStore; events: EventBus; log: Logger; running?: (containerId: string) => boolean }) {
     this.#store = deps.store;
+    this.#running = deps.running ?? (() => false);
     this.#events = deps.events;
     this.#log = deps.log;
   }
@@ -290,10 +293,13 @@ export class VolumeService {
   async releaseContainer(containerId: string): Promise<void> {
     for (const m of this.#store.mounts(containerId)) {
       if (m.type !== 'volume') continue;
-      const set = this.#active.get(m.name);
-      if (!set?.delete(containerId)) continue;
-      this.#events.emit('volume', 'unmount', m.name, { container: containerId, driver: 'local' });
-      if (set.size === 0) {
+      const set = this.#active.get(m.name) ?? new Set();
+      const was = set.delete(containerId);
+      const v = this.#store.get(m.name);
+      if (!v || !needsMount(v.options)) continue;
+      if (was) this.#events.emit('volume', 'unmount', m.name, { container: containerId, driver: v.driver });
+      const others = this.#store.users(m.name).some((id) => id !== containerId && (set.has(id) || this.#running(id)));
+      if (!others) {
         this.#active.delete(m.name);
         await unmountDevice(this.#store.dataDir(m.name)).catch((e) => this.#log.warn('unmounting a volume failed', { name: m.name, err: e }));
       }
