@@ -11,7 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Stats } from 'node:fs';
 import { lstat, mkdir, rmdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Digest } from '../common/digest.ts';
 import { errno, invalidArgument, notFound } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
@@ -51,6 +51,9 @@ export interface CommitOptions {
  * `diff` and `commit`.
  */
 const MOUNT_POINTS = new Set(['dev', 'proc', 'sys', '.dockerenv', 'etc/hosts', 'etc/hostname', 'etc/resolv.conf']);
+
+/** Files the runtime bind-mounts into the container, by path inside it, and their names in the container's directory. */
+const BOUND_FILES = new Map([['/etc/hostname', 'hostname'], ['/etc/hosts', 'hosts'], ['/etc/resolv.conf', 'resolv.conf']]);
 
 /** The image config fields a commit keeps from the container's config. */
 const IMAGE_FIELDS = ['User', 'ExposedPorts', 'Env', 'Entrypoint', 'Cmd', 'Volumes', 'WorkingDir', 'Labels', 'StopSignal', 'Healthcheck', 'OnBuild', 'Shell', 'ArgsEscaped'] as const;
@@ -222,7 +225,10 @@ export class ContainerFsService {
     const dirPart = abs.slice(0, i + 1);
     const base = abs.slice(i + 1);
     const dir = await resolveInRoot(root, dirPart);
-    const host = base === '' || base === '.' ? dir : `${dir}/${base}`;
+    let host = base === '' || base === '.' ? dir : `${dir}/${base}`;
+    // The files the runtime mounts over the root are read from where they really are.
+    const bound = BOUND_FILES.get(pathInRoot(root, host));
+    if (bound) host = join(dirname(this.#d.rootfsPath(c)), bound);
     try {
       return { host, abs, st: await lstat(host) };
     } catch (e) {

@@ -114,6 +114,10 @@ describe('container filesystem: cp, diff, commit, export', () => {
       ok(cli(c, ['cp', `${name}:/etc/note.txt`, note]));
       assert.equal(readFileSync(note, 'utf8'), 'note\n');
       assert.ok(!existsSync('/etc/note.txt'), 'nothing was written on the host');
+      // The files the runtime mounts over the root come from the container, not the layer below them.
+      const hn = join(work, `hostname-${c}`);
+      ok(cli(c, ['cp', `${name}:/etc/hostname`, hn]));
+      assert.equal(readFileSync(hn, 'utf8').trim(), ok(cli(c, ['inspect', '--format', '{{.Config.Hostname}}', name])).trim());
       ok(cli(c, ['rm', name]));
     }
   });
@@ -127,12 +131,17 @@ describe('container filesystem: cp, diff, commit, export', () => {
       await tarBytes([dir('d'), { header: { name: 'd/hl', type: 'hardlink', linkname: `../../../../../etc/passwd` } }]),
       await tarBytes([{ header: { name: 'dev0', type: 'block', devmajor: 8, devminor: 0 } }]),
     ];
-    for (const t of tars) {
+    const why = [/escapes the layer root/, /goes through "esc", a symlink/, /hardlink to .* outside the layer root/, /devices are not allowed/];
+    for (const [i, t] of tars.entries()) {
       for (const c of CLIS) {
-        const r = cli(c, ['cp', '-', 'hostile:/tmp'], { input: t });
+        const r = cli(c, ['cp', '-', 'hostile:/'], { input: t });
         assert.notEqual(r.code, 0, `refused (${c})`);
+        assert.match(r.stderr, why[i]);
       }
     }
+    // A plain tar on stdin is extracted.
+    ok(d.berth(['cp', '-', 'hostile:/'], { input: await tarBytes([dir('fine'), file('fine/ok.txt', 'ok\n')]) }));
+    assert.equal(ok(d.docker(['cp', 'hostile:/fine/ok.txt', '-'])).includes('ok\n'), true);
     assert.ok(!existsSync(`/tmp/${marker}`));
     ok(d.berth(['rm', 'hostile']));
   });
