@@ -225,10 +225,20 @@ export class ContainerService {
         this.#pendingAttach.delete(c.id);
         for (const connect of waiting ?? []) connect(await this.#runtime.attach(c));
       });
+      // What changed while it started stays (a stop during a restart's start, the health record).
+      const fresh = this.#store.get(c.id);
+      if (fresh) c.state = fresh.state;
       this.#setState(c, {
         Status: 'running', Running: true, Paused: false, Restarting: false, Pid: pid, ExitCode: 0, Error: '',
         StartedAt: new Date().toISOString(), FinishedAt: ZERO_TIME, OOMKilled: false,
       });
+      if ((c.state as { ManuallyStopped?: boolean }).ManuallyStopped) {
+        // Stopped while the restart policy was bringing it back: it goes down again at once, and stays down.
+        this.#events.emit('container', 'start', c.id, { image: c.image, name: c.name });
+        this.#watch(c);
+        await this.#runtime.signal(c, 'SIGKILL').catch(() => {});
+        return;
+      }
     } catch (e) {
       const code = e instanceof RuntimeStartError ? e.exitCode : 128;
       this.#setState(c, { Status: c.state.Status === 'restarting' ? 'exited' : c.state.Status, Running: false, Restarting: false, ExitCode: code, Error: (e as Error).message, Pid: 0 });
@@ -400,7 +410,15 @@ export class ContainerService {
    */
   async reconcile(): Promise<void> {
     for (const c of this.#store.list()) {
-      if (!c.state.Running && !c.state.Restarting) continue;
+      if (!c.state.Running && !c.state.Restarting) {
+        // As Docker at daemon start: `always` comes back even after a stop, `unless-stopped` unless it was stopped.
+        const policy = c.hostConfig.RestartPolicy?.Name;
+        const stopped = (c.state as { ManuallyStopped?: boolean }).ManuallyStopped;
+        if (c.state.Status === 'exited' && c.state.StartedAt !== ZERO_TIME && (policy === 'always' || (policy === 'unless-stopped' && !stopped))) {
+          await this.start(c.id).catch((e) => this.#log.warn('restart at daemon start failed', { id: c.id, err: e }));
+        }
+        continue;
+      }
       // An exit while the daemon was away goes through #onExit like any other: restart policy and --rm included.
       if (await this.#runtime.alive(c)) this.#watch(c);
       else await this.#onExit(c.id, await this.#runtime.exited(c));
