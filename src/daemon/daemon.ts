@@ -93,7 +93,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       unpack: (imageId) => imageService.unpack(imageId),
       monitorBin: fileURLToPath(new URL('../../monitor/berth-monitor', import.meta.url)),
       initBin: '/usr/bin/tini-static',
-      volumeMounts: (c, rootfs) => volumes.mountsFor(c.id, rootfs) as Promise<MountRequest[]>,
+      volumeMounts: (c, rootfs) => volumes.mountsFor(c.id, rootfs, c) as Promise<MountRequest[]>,
       releaseMounts: (c) => volumes.releaseContainer(c.id),
     });
     const containers = new ContainerService({ store: containerStore, images: imageService, runtime, events, log: log.child({ module: 'containers' }), volumes });

@@ -260,7 +260,9 @@ export class VolumeService {
    * missing `-v` bind sources made, and an empty volume gets the image's
    * files at its destination (in the container's root `rootfs`) copied up.
    */
-  async mountsFor(containerId: string, rootfs: string): Promise<ReadyMount[]> {
+  async mountsFor(containerId: string, rootfs: string, rec?: { config: { Volumes?: Record<string, object> | null }; hostConfig: Parameters<VolumeService['attachContainer']>[2] }): Promise<ReadyMount[]> {
+    // A container made before volumes were recorded (schema 2) gets its mount points now.
+    if (rec && this.#store.mounts(containerId).length === 0) await this.attachContainer(containerId, rec.config, rec.hostConfig);
     const out: ReadyMount[] = [];
     for (const m of this.#store.mounts(containerId)) {
       if (m.type === 'bind') {

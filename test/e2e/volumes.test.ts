@@ -129,6 +129,7 @@ describe('volumes through berth and docker', () => {
       assert.equal(cli(c, ['ps', '-a', '--filter', 'volume=shared', '--format', '{{.Names}}']).stdout, 'user1\n');
       assert.equal(cli(c, ['ps', '-a', '--filter', 'volume=/shared', '--format', '{{.Names}}']).stdout, 'user1\n');
       assert.equal(cli(c, ['ps', '-a', '--filter', 'volume=other', '--format', '{{.Names}}']).stdout, '');
+      assert.match(cli(c, ['ps', '-a', '--filter', 'volume=shared', '--format', '{{.Mounts}}']).stdout, /(^|,)shared(,|$)/m);
       const rm = cli(c, ['volume', 'rm', 'shared']);
       assert.equal(rm.code, 1);
       assert.equal(rm.stderr, `Error response from daemon: remove shared: volume is in use - [${id}]\n`);

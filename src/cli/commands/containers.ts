@@ -533,7 +533,7 @@ Options:
     }, this.usage);
     requireArgs(ctx, positionals, 0, 0, this.usage);
     const limit = values.latest ? 1 : values.last ? Number(values.last) : undefined;
-    const list = await ctx.client().json<{ Id: string; Names: string[]; Image: string; Command: string; Created: number; Status: string; State: string; Ports: unknown[]; Labels: Record<string, string> }[]>(
+    const list = await ctx.client().json<{ Id: string; Names: string[]; Image: string; Command: string; Created: number; Status: string; State: string; Ports: unknown[]; Labels: Record<string, string>; Mounts?: { Name?: string; Source: string }[] }[]>(
       'GET', '/containers/json', { query: { all: values.all, limit, filters: filtersParam(values.filter), size: values.size } });
     const trunc = !values['no-trunc'];
     const now = Date.now();
@@ -549,7 +549,7 @@ Options:
       Size: '0B',
       Names: c.Names.map((n) => n.replace(/^\//, '')).join(','),
       Labels: Object.entries(c.Labels ?? {}).map(([k, v]) => `${k}=${v}`).join(','),
-      Mounts: '',
+      Mounts: (c.Mounts ?? []).map((m) => m.Name || m.Source).map((n) => (trunc && [...n].length > 15 ? `${[...n].slice(0, 14).join('')}…` : n)).join(','),
       Networks: '',
     }));
     const format = values.quiet ? '{{.ID}}' : values.format && values.format !== 'table' ? values.format
