@@ -101,6 +101,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       containers, images: imageService, snapshots, events, log: log.child({ module: 'container-fs' }),
       rootfsPath: (c) => join(runtime.dir(c), 'rootfs'), scratch: join(dataRoot, 'tmp'),
     });
+    await containerFs.recover();
     const execs = new ExecService({
       backend: { resolve: (idOrName) => containers.resolve(idOrName), execHost: (c, execId) => runtime.execHost(c, execId) },
       events, log: log.child({ module: 'exec' }),

@@ -10,7 +10,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Stats } from 'node:fs';
-import { lstat, mkdir, rmdir } from 'node:fs/promises';
+import { lstat, mkdir, readdir, rmdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Digest } from '../common/digest.ts';
 import { errno, invalidArgument, notFound } from '../common/errors.ts';
@@ -22,6 +22,7 @@ import { type ContainerConfig, type ImageConfig, MediaType } from '../images/oci
 import type { LayerRecord } from '../images/store.ts';
 import type { ContainerRecord } from '../metadata/containers.ts';
 import { isMounted, mountRootfs, unmountRootfs } from '../runtime/rootfs.ts';
+import { resolveUser } from '../runtime/user.ts';
 import type { Mount, OverlaySnapshotter } from '../snapshots/overlay.ts';
 import type { ContainerService } from './containers.ts';
 import type { EventBus } from './events.ts';
@@ -116,6 +117,23 @@ export class ContainerFsService {
 
   constructor(deps: ContainerFsDeps) {
     this.#d = deps;
+  }
+
+  /** After a crash: unmounts and removes the scratch mount points an interrupted operation left. */
+  async recover(): Promise<void> {
+    let names: string[];
+    try {
+      names = await readdir(this.#d.scratch);
+    } catch (e) {
+      if (errno(e) === 'ENOENT') return;
+      throw e;
+    }
+    for (const n of names) {
+      if (!n.startsWith('mnt-')) continue;
+      const dir = join(this.#d.scratch, n);
+      await unmountRootfs(dir, true).catch((e) => this.#d.log.warn('unmounting a leftover scratch mount failed', { dir, err: e }));
+      await rmdir(dir).catch(() => {});
+    }
   }
 
   /** The writable layer's directory and the image's layer directories, top first. */
@@ -290,7 +308,8 @@ export class ContainerFsService {
     if (c.hostConfig.ReadonlyRootfs) throw invalidArgument('container rootfs is marked read-only');
     const m = await this.#mount(c, true);
     try {
-      const owner = opts.copyUIDGID ? numericUser(c.config.User ?? '') : undefined;
+      // -a: everything belongs to the container's user, resolved in its own /etc/passwd.
+      const owner = opts.copyUIDGID ? await resolveUser(m.root, c.config.User ?? '') : undefined;
       try {
         await extractInto(m.root, containerPath(path), tar, { noOverwriteDirNonDir: opts.noOverwriteDirNonDir, owner, signal: opts.signal });
       } catch (e) {
@@ -377,12 +396,4 @@ function ociLayer(l: LayerRecord): LayerRecord {
   if (l.mediaType === MediaType.DockerLayerGzip) return { ...l, mediaType: MediaType.OciLayerGzip };
   if (l.mediaType === MediaType.DockerLayer) return { ...l, mediaType: MediaType.OciLayer };
   return l;
-}
-
-/** `uid[:gid]` as numbers; names resolve to root here (copyUIDGID with a named user is rare). */
-function numericUser(user: string): { uid: number; gid: number } {
-  const [u, g] = user.split(':');
-  const uid = /^\d+$/.test(u ?? '') ? Number(u) : 0;
-  const gid = /^\d+$/.test(g ?? '') ? Number(g) : uid;
-  return { uid, gid };
 }

@@ -64,6 +64,26 @@ describe('container filesystem: cp, diff, commit, export', () => {
     }
   });
 
+  test('cp -a gives the files to the container\'s user; without it they keep their owners', async () => {
+    const src = join(work, 'owned.txt');
+    writeFileSync(src, 'owned\n');
+    for (const c of CLIS) {
+      const name = `owner-${c}`;
+      ok(cli(c, ['create', '--name', name, '-u', '123:456', 'busybox', 'sh']));
+      ok(cli(c, ['cp', '-a', src, `${name}:/a.txt`]));
+      ok(cli(c, ['cp', src, `${name}:/plain.txt`]));
+      for (const [path, uid, gid] of [['/a.txt', 123, 456], ['/plain.txt', process.getuid!(), process.getgid!()]] as const) {
+        const r = cli(c, ['cp', `${name}:${path}`, '-'], { binary: true });
+        assert.equal(r.code, 0, r.stderr);
+        for await (const e of readTar((async function* () { yield Buffer.from(r.stdout); })())) {
+          assert.deepEqual([e.header.uid, e.header.gid], [uid, gid], `${c} ${path}`);
+          for await (const _ of e.body) { /* skip */ }
+        }
+      }
+      ok(cli(c, ['rm', name]));
+    }
+  });
+
   test('cp a directory both ways, and /. copies its contents', () => {
     const tree = join(work, 'tree');
     mkdirSync(join(tree, 'sub'), { recursive: true });
