@@ -151,8 +151,17 @@ export class ContainerFsService {
     return { upper: join(snaps.dir(info), 'fs'), lowers };
   }
 
-  /** The container's merged root: its live mount when running, else a temporary mount. */
-  async #mount(c: ContainerRecord, writable: boolean): Promise<Located> {
+  /**
+   * The container's merged root: its live mount when running, else a
+   * temporary mount. With `inside`, a running container is seen from its own
+   * mount namespace (`/proc/<pid>/root`), volumes and tmpfs mounts included,
+   * as `docker cp` sees it.
+   */
+  async #mount(c: ContainerRecord, writable: boolean, inside = false): Promise<Located> {
+    if (inside && c.state.Running && c.state.Pid > 0) {
+      const root = `/proc/${c.state.Pid}/root`;
+      if (await lstat(root).then(() => true, () => false)) return { root, release: async () => {} };
+    }
     const live = this.#d.rootfsPath(c);
     if (c.state.Running && (await isMounted(live))) return { root: live, release: async () => {} };
     const { upper, lowers } = this.#layers(c);
@@ -265,7 +274,7 @@ export class ContainerFsService {
   /** HEAD /containers/{id}/archive. */
   async statPath(idOrName: string, path: string): Promise<PathStat> {
     const c = this.#d.containers.resolve(idOrName);
-    const m = await this.#mount(c, false);
+    const m = await this.#mount(c, false, true);
     try {
       return await this.#stat(m.root, await this.#locate(c, m.root, path));
     } finally {
@@ -280,7 +289,7 @@ export class ContainerFsService {
    */
   async getArchive(idOrName: string, path: string, signal?: AbortSignal): Promise<{ stat: PathStat; tar: AsyncGenerator<Buffer> }> {
     const c = this.#d.containers.resolve(idOrName);
-    const m = await this.#mount(c, false);
+    const m = await this.#mount(c, false, true);
     let stat: PathStat;
     let loc;
     try {
@@ -306,7 +315,7 @@ export class ContainerFsService {
     const c = this.#d.containers.resolve(idOrName);
     if (!path) throw invalidArgument('path must not be empty');
     if (c.hostConfig.ReadonlyRootfs) throw invalidArgument('container rootfs is marked read-only');
-    const m = await this.#mount(c, true);
+    const m = await this.#mount(c, true, true);
     try {
       // -a: everything belongs to the container's user, resolved in its own /etc/passwd.
       const owner = opts.copyUIDGID ? await resolveUser(m.root, c.config.User ?? '') : undefined;

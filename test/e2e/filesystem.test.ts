@@ -84,6 +84,22 @@ describe('container filesystem: cp, diff, commit, export', () => {
     }
   });
 
+  test('cp on a running container sees its volumes and tmpfs mounts', () => {
+    const src = join(work, 'vol.txt');
+    writeFileSync(src, 'into the volume\n');
+    for (const c of CLIS) {
+      const name = `cpvol-${c}`;
+      ok(cli(c, ['run', '-d', '--name', name, '-v', `cpvol-${c}:/data`, '--tmpfs', '/scratch', 'busybox', 'sh', '-c', 'echo from-tmpfs > /scratch/t; sleep 300']));
+      ok(cli(c, ['cp', src, `${name}:/data/vol.txt`]));
+      assert.equal(ok(cli(c, ['exec', name, 'cat', '/data/vol.txt'])), 'into the volume\n');
+      const t = join(work, `tmpfs-${c}`);
+      ok(cli(c, ['cp', `${name}:/scratch/t`, t]));
+      assert.equal(readFileSync(t, 'utf8'), 'from-tmpfs\n');
+      ok(cli(c, ['rm', '-f', name]));
+      assert.equal(ok(cli(c, ['run', '--rm', '-v', `cpvol-${c}:/data`, 'busybox', 'cat', '/data/vol.txt'])), 'into the volume\n');
+    }
+  });
+
   test('cp a directory both ways, and /. copies its contents', () => {
     const tree = join(work, 'tree');
     mkdirSync(join(tree, 'sub'), { recursive: true });
@@ -140,6 +156,19 @@ describe('container filesystem: cp, diff, commit, export', () => {
       assert.equal(readFileSync(hn, 'utf8').trim(), ok(cli(c, ['inspect', '--format', '{{.Config.Hostname}}', name])).trim());
       ok(cli(c, ['rm', name]));
     }
+  });
+
+  test('in a running container too, symlinks resolve inside its root', () => {
+    ok(d.berth(['run', '-d', '--name', 'cplive', 'busybox', 'sh', '-c', 'echo live-issue > /etc/issue && ln -s /etc /etclink && ln -s ../../../../etc/issue /climb && sleep 300']));
+    for (const c of CLIS) {
+      const out = join(work, `live-climb-${c}`);
+      ok(cli(c, ['cp', '-L', 'cplive:/climb', out]));
+      assert.equal(readFileSync(out, 'utf8'), 'live-issue\n');
+      writeFileSync(join(work, `live-${c}.txt`), c);
+      ok(cli(c, ['cp', join(work, `live-${c}.txt`), 'cplive:/etclink/']));
+      assert.equal(ok(d.berth(['exec', 'cplive', 'cat', `/etc/live-${c}.txt`])), c);
+    }
+    ok(d.berth(['rm', '-f', 'cplive']));
   });
 
   test('a hostile tar copied in is refused and writes nothing outside the container', async () => {
