@@ -129,7 +129,8 @@ Options:
     });
     try {
       session.startResizing();
-      if ((await session.done) === 'detached') return 0;
+      // As docker attach: a detach is reported as moby/term's EscapeError, exit 1.
+      if ((await session.done) === 'detached') throw new CliError('read escape sequence', 1);
     } finally {
       session.restore();
       stream.destroy();
