@@ -227,6 +227,21 @@ describe('volumes through berth and docker', () => {
     d.berth(['volume', 'rm', 'optvol']);
   });
 
+  test('volumes, their data and a running container\'s tmpfs volume survive a daemon restart', async () => {
+    assert.equal(d.berth(['volume', 'create', '-o', 'type=tmpfs', '-o', 'device=tmpfs', 'rst-tmp']).code, 0);
+    assert.equal(d.berth(['run', '--rm', '-v', 'rst-data:/d', 'busybox', 'sh', '-c', 'echo kept > /d/f']).code, 0);
+    const id = d.berth(['run', '-d', '-v', 'rst-tmp:/t', 'busybox', 'sh', '-c', 'echo in-tmpfs > /t/x; sleep 30']).stdout.trim();
+    const data = join(d.dataRoot, 'volumes', 'rst-tmp', '_data');
+    await new Promise((r) => setTimeout(r, 300));
+    await d.stop();
+    await d.startProcess();
+    assert.equal(d.docker(['run', '--rm', '-v', 'rst-data:/d', 'busybox', 'cat', '/d/f']).stdout, 'kept\n');
+    assert.equal(readFileSync(join(data, 'x'), 'utf8'), 'in-tmpfs\n', 'the tmpfs stays mounted while its container runs');
+    assert.equal(d.berth(['rm', '-f', id]).code, 0);
+    assert.ok(!readFileSync('/proc/self/mountinfo', 'utf8').includes(` ${data} `), 'and goes once no container runs with it');
+    assert.equal(d.berth(['volume', 'rm', 'rst-tmp', 'rst-data']).code, 0);
+  });
+
   test('bind mounts keep their data across containers; system df counts volumes', () => {
     const host = mkdtempSync(join(d.dir, 'keep-'));
     for (const c of CLIS) assert.equal(cli(c, ['run', '--rm', '-v', `${host}:/b`, 'busybox', 'sh', '-c', `echo ${c} >> /b/log`]).code, 0);
