@@ -56,6 +56,9 @@ const MOUNT_POINTS = new Set(['dev', 'proc', 'sys', '.dockerenv', 'etc/hosts', '
 /** Files the runtime bind-mounts into the container, by path inside it, and their names in the container's directory. */
 const BOUND_FILES = new Map([['/etc/hostname', 'hostname'], ['/etc/hosts', 'hosts'], ['/etc/resolv.conf', 'resolv.conf']]);
 
+/** Kernel filesystems a running container has mounted: their contents are never archived. */
+const KERNEL_DIRS = ['/proc', '/sys', '/dev'];
+
 /** The image config fields a commit keeps from the container's config. */
 const IMAGE_FIELDS = ['User', 'ExposedPorts', 'Env', 'Entrypoint', 'Cmd', 'Volumes', 'WorkingDir', 'Labels', 'StopSignal', 'Healthcheck', 'OnBuild', 'Shell', 'ArgsEscaped'] as const;
 
@@ -159,7 +162,8 @@ export class ContainerFsService {
    */
   async #mount(c: ContainerRecord, writable: boolean, inside = false): Promise<Located> {
     if (inside && c.state.Running && c.state.Pid > 0) {
-      const root = `/proc/${c.state.Pid}/root`;
+      // `/.`: the magic link itself is a symlink to lstat; its target is the container's root directory.
+      const root = `/proc/${c.state.Pid}/root/.`;
       if (await lstat(root).then(() => true, () => false)) return { root, release: async () => {} };
     }
     const live = this.#d.rootfsPath(c);
@@ -300,9 +304,18 @@ export class ContainerFsService {
       throw e;
     }
     const host = loc.host;
+    // Seen from inside a running container, /proc, /sys and /dev are the kernel's: copied as empty
+    // directories, as Docker's view of the container (its root and volumes) has them.
+    const at = pathInRoot(m.root, host);
+    const kernel = (p: string) => KERNEL_DIRS.some((k) => p.startsWith(`${k}/`));
+    const touchesKernel = at === '/' || KERNEL_DIRS.some((k) => at === k) || kernel(at);
+    const walk = {
+      name: stat.name === '/' ? '.' : stat.name, signal,
+      ...(touchesKernel ? { xattrs: false, skip: (rel: string) => kernel(at === '/' ? `/${rel}` : `${at}/${rel}`) } : {}),
+    };
     async function* tar(): AsyncGenerator<Buffer> {
       try {
-        yield* treeTar(host, { name: stat.name === '/' ? '.' : stat.name, signal });
+        yield* treeTar(host, walk);
       } finally {
         await m.release();
       }
