@@ -82,6 +82,8 @@ describe('exec, attach and TTY sessions through berth and docker', () => {
 
   before(async () => {
     Tmux.ensureInstalled();
+    // A session that stays: killing the last one would stop the server while the next test starts one.
+    tmux.run('new-session', '-d', '-s', 'keep', 'sleep 3600');
     d = await TestDaemon.start();
     importBusybox(d);
     const r = d.berth(['run', '-d', '--name', 'host', 'busybox', 'sleep', '1000']);
