@@ -1,6 +1,5 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import type { Socket } from 'node:net';
 import { ApiError } from '../../api-client/client.ts';
 import { Deframer } from '../../common/stdcopy.ts';
 import { humanDuration, parseBytes } from '../../common/units.ts';
@@ -278,35 +277,6 @@ async function start(ctx: CommandContext, id: string, verb: string): Promise<voi
     }
     throw e;
   }
-}
-
-/** Container output to our stdout/stderr: raw for a TTY, demultiplexed otherwise. Resolves at the end of the stream. */
-function pump(ctx: CommandContext, stream: Socket, tty: boolean): Promise<void> {
-  const deframer = new Deframer();
-  return new Promise((resolve) => {
-    stream.on('data', (chunk: Buffer) => {
-      if (tty) return void process.stdout.write(chunk);
-      for (const { stream: s, payload } of deframer.push(chunk)) (s === 2 ? process.stderr : process.stdout).write(payload);
-    });
-    stream.once('end', () => resolve());
-    stream.once('close', () => resolve());
-    stream.once('error', () => resolve());
-  });
-}
-
-/** Our stdin to the container; a terminal goes raw for a TTY. Returns the undo. */
-function forwardStdin(ctx: CommandContext, stream: Socket, tty: boolean): () => void {
-  const stdin = process.stdin;
-  const raw = tty && stdin.isTTY;
-  if (raw) stdin.setRawMode(true);
-  const onData = (b: Buffer) => stream.write(b);
-  stdin.on('data', onData);
-  stdin.once('end', () => stream.end());
-  return () => {
-    stdin.off('data', onData);
-    if (raw) stdin.setRawMode(false);
-    stdin.pause();
-  };
 }
 
 export const create: Command = {
