@@ -313,6 +313,7 @@ export class ContainerFsService {
       name: stat.name === '/' ? '.' : stat.name, signal,
       ...(touchesKernel ? { xattrs: false, skip: (rel: string) => kernel(at === '/' ? `/${rel}` : `${at}/${rel}`) } : {}),
     };
+    this.#d.events.emit('container', 'archive-path', c.id, { image: c.image, name: c.name });
     async function* tar(): AsyncGenerator<Buffer> {
       try {
         yield* treeTar(host, walk);
