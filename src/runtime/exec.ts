@@ -188,6 +188,11 @@ export async function execExited(stateDir: string): Promise<ExecExit> {
   }
 }
 
+/** Removes a finished exec's state dir (process.json, exit.json, runc.log). */
+export async function removeExecState(stateDir: string): Promise<void> {
+  await rm(stateDir, { recursive: true, force: true });
+}
+
 async function monitorAlive(stateDir: string): Promise<boolean> {
   const pid = Number((await readFile(join(stateDir, 'monitor.pid'), 'utf8').catch(() => '')).trim());
   if (!pid) return false;

@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream';
 import { conflict, invalidArgument, notFound } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
 import type { ContainerRecord } from '../metadata/containers.ts';
-import { type ExecExit, type ExecHost, ExecStartError, attachExec, control, execExited, startExec } from '../runtime/exec.ts';
+import { type ExecExit, type ExecHost, ExecStartError, attachExec, control, execExited, removeExecState, startExec } from '../runtime/exec.ts';
 import type { EventBus } from './events.ts';
 
 /** The Engine API's exec create body (ExecConfig). */
@@ -61,6 +61,7 @@ export class ExecService {
     const c = this.#backend.resolve(containerIdOrName);
     if (!Array.isArray(cfg.Cmd) || cfg.Cmd.length === 0) throw invalidArgument('No exec command specified');
     this.#checkRunning(c);
+    this.#prune();
     const id = randomBytes(32).toString('hex');
     const rec: ExecRecord = { id, containerId: c.id, config: { ...cfg }, running: false, started: false, exitCode: null, pid: 0 };
     this.#execs.set(id, rec);
@@ -108,6 +109,7 @@ export class ExecService {
       rec.running = true;
     } catch (e) {
       rec.exitCode = e instanceof ExecStartError ? e.exitCode : 126;
+      removeExecState(host.stateDir).catch(() => {});
       resolveDone({ exitCode: rec.exitCode, finishedAt: new Date().toISOString() });
       throw e;
     }
@@ -117,6 +119,7 @@ export class ExecService {
       rec.exitCode = x.exitCode;
       rec.pid = 0;
       resolveDone(x);
+      removeExecState(host.stateDir).catch(() => {});
       this.#events.emit('container', 'exec_die', c.id, { image: c.image, name: c.name, execID: id, exitCode: String(x.exitCode) });
     }).catch((e) => this.#log.warn('exec exit handling failed', { id, err: e }));
     return rec;
@@ -154,6 +157,18 @@ export class ExecService {
   /** The exec IDs of a container (its inspect's ExecIDs). */
   ofContainer(containerId: string): string[] {
     return [...this.#execs.values()].filter((e) => e.containerId === containerId).map((e) => e.id);
+  }
+
+  /** Drops finished execs whose container is gone. */
+  #prune(): void {
+    for (const [id, e] of this.#execs) {
+      if (e.running) continue;
+      try {
+        this.#backend.resolve(e.containerId);
+      } catch {
+        this.#execs.delete(id);
+      }
+    }
   }
 
   /** Forgets the execs of a container that went away. */
