@@ -87,6 +87,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     await volumeStore.init();
     const volumes = new VolumeService({
       store: volumeStore, events, log: log.child({ module: 'volumes' }), running: (id) => containerStore.get(id)?.state.Running ?? false,
+      resolveContainer: (idOrName) => containerStore.resolve(idOrName).id,
     });
     const runtime = new RuncRuntime({
       dataRoot, snapshots, log: log.child({ module: 'runtime' }),
@@ -95,6 +96,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       initBin: '/usr/bin/tini-static',
       volumeMounts: (c, rootfs) => volumes.mountsFor(c.id, rootfs, c) as Promise<MountRequest[]>,
       releaseMounts: (c) => volumes.releaseContainer(c.id),
+      populateVolumes: (c, rootfs) => volumes.populate(c.id, rootfs),
     });
     const containers = new ContainerService({ store: containerStore, images: imageService, runtime, events, log: log.child({ module: 'containers' }), volumes });
     const containerFs = new ContainerFsService({

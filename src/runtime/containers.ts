@@ -50,6 +50,8 @@ export interface RuncRuntimeOptions {
   volumeMounts?: (c: ContainerRecord, rootfs: string) => Promise<MountRequest[]>;
   /** Called once the container has stopped and its mounts are gone. */
   releaseMounts?: (c: ContainerRecord) => Promise<void>;
+  /** At create, with the new container's root mounted at `rootfs`: Docker's copy-up of image files into its empty volumes. */
+  populateVolumes?: (c: ContainerRecord, rootfs: string) => Promise<void>;
   log: Logger;
 }
 
@@ -89,6 +91,15 @@ export class RuncRuntime {
     await writeFile(join(dir, 'hosts'), hostsFile(c));
     await writeFile(join(dir, 'resolv.conf'), await readFile('/etc/resolv.conf', 'utf8').catch(() => ''));
     await writeFile(join(dir, '.dockerenv'), '');
+    if (this.#o.populateVolumes) {
+      const rootfs = join(dir, 'rootfs');
+      await mountRootfs(this.#o.snapshots.mounts(c.id), rootfs);
+      try {
+        await this.#o.populateVolumes(c, rootfs);
+      } finally {
+        await unmountRootfs(rootfs).catch(() => unmountRootfs(rootfs, true));
+      }
+    }
   }
 
   async start(c: ContainerRecord, beforeExec: () => Promise<void>): Promise<{ pid: number }> {

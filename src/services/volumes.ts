@@ -64,10 +64,15 @@ export class VolumeService {
   #active = new Map<string, Set<string>>();
   /** Whether a container runs: after a daemon restart, the in-memory set above is empty. */
   #running: (containerId: string) => boolean;
+  /** A container's ID from its name or ID, for --volumes-from (NotFound otherwise). */
+  #resolveContainer: (idOrName: string) => string;
 
-  constructor(deps: { store: VolumeStore; events: EventBus; log: Logger; running?: (containerId: string) => boolean }) {
+  constructor(deps: {
+    store: VolumeStore; events: EventBus; log: Logger; running?: (containerId: string) => boolean; resolveContainer?: (idOrName: string) => string;
+  }) {
     this.#store = deps.store;
     this.#running = deps.running ?? (() => false);
+    this.#resolveContainer = deps.resolveContainer ?? ((n) => { throw notFound(`No such container: ${n}`); });
     this.#events = deps.events;
     this.#log = deps.log;
   }
@@ -192,9 +197,18 @@ export class VolumeService {
    * (the image's VOLUMEs and `-v /path`) as mount points. Named volumes that
    * do not exist yet are created and anonymous ones made, as Docker does.
    */
-  async attachContainer(containerId: string, config: { Volumes?: Record<string, object> | null }, hc: { Binds?: string[] | null; Mounts?: MountSpec[] | null; Tmpfs?: Record<string, string> | null }): Promise<void> {
-    const points: MountPoint[] = [];
+  async attachContainer(containerId: string, config: { Volumes?: Record<string, object> | null },
+    hc: { Binds?: string[] | null; Mounts?: MountSpec[] | null; Tmpfs?: Record<string, string> | null; VolumesFrom?: string[] | null }): Promise<void> {
+    let points: MountPoint[] = [];
     const seen = new Set<string>();
+    // --volumes-from: the other container's mount points first; this container's own Binds and Mounts win over them.
+    const inherited = new Map<string, MountPoint>();
+    for (const spec of hc.VolumesFrom ?? []) {
+      const [ref, mode = ''] = spec.split(':');
+      if (mode && mode !== 'ro' && mode !== 'rw') throw invalidArgument(`invalid mode: ${mode}`);
+      const from = this.#resolveContainer(ref);
+      for (const m of this.#store.mounts(from)) inherited.set(m.destination, { ...m, rw: mode ? mode === 'rw' : m.rw, createSource: false });
+    }
     const add = (m: MountPoint) => {
       if (seen.has(m.destination)) throw invalidArgument(`Duplicate mount point: ${m.destination}`);
       seen.add(m.destination);
@@ -212,6 +226,12 @@ export class VolumeService {
       add(p);
       wanted.push({ point: p, options: m.VolumeOptions?.DriverConfig?.Options ?? null, labels: m.VolumeOptions?.Labels ?? null });
     }
+    for (const [dest, m] of inherited) {
+      if (seen.has(dest)) continue;
+      seen.add(dest);
+      points.push(m);
+    }
+    points = points.sort((a, b) => a.destination.localeCompare(b.destination));
     const tmpfs = new Set(Object.keys(hc.Tmpfs ?? {}).map(cleanDest));
     for (const m of hc.Mounts ?? []) if (m.Type === 'tmpfs') tmpfs.add(cleanDest(m.Target));
     for (const dest of Object.keys(config.Volumes ?? {})) {
@@ -261,8 +281,12 @@ export class VolumeService {
    * files at its destination (in the container's root `rootfs`) copied up.
    */
   async mountsFor(containerId: string, rootfs: string, rec?: { config: { Volumes?: Record<string, object> | null }; hostConfig: Parameters<VolumeService['attachContainer']>[2] }): Promise<ReadyMount[]> {
-    // A container made before volumes were recorded (schema 2) gets its mount points now.
-    if (rec && this.#store.mounts(containerId).length === 0) await this.attachContainer(containerId, rec.config, rec.hostConfig);
+    // A container made before volumes were recorded (schema 2) gets its mount points, and its copy-up, now.
+    const legacy = rec !== undefined && this.#store.mounts(containerId).length === 0;
+    if (legacy) {
+      await this.attachContainer(containerId, rec.config, rec.hostConfig);
+      await this.populate(containerId, rootfs);
+    }
     const out: ReadyMount[] = [];
     for (const m of this.#store.mounts(containerId)) {
       if (m.type === 'bind') {
@@ -280,15 +304,33 @@ export class VolumeService {
         if (!set) this.#active.set(v.name, (set = new Set()));
         set.add(containerId);
       }
-      if (m.copyData && (await isEmptyDir(data))) {
-        if (await copyUp(rootfs, m.destination, data)) this.#log.debug('copied up image files', { volume: v.name, path: m.destination });
-      }
+      // A device volume (a tmpfs) starts empty at each mount: it gets the image's files then.
+      if (needsMount(v.options) && m.copyData && (await isEmptyDir(data))) await this.#copyUp(v.name, rootfs, m.destination);
       out.push({ type: 'bind', source: data, destination: m.destination, readonly: !m.rw, propagation: m.propagation || undefined });
       this.#events.emit('volume', 'mount', v.name, {
         container: containerId, destination: m.destination, driver: v.driver, propagation: m.propagation, 'read/write': String(m.rw),
       });
     }
     return out;
+  }
+
+  /**
+   * At container create, as Docker's populateVolumes: each empty volume gets
+   * the image's files at its destination (the new container's root is
+   * mounted at `rootfs`). Device volumes are filled when they are mounted.
+   */
+  async populate(containerId: string, rootfs: string): Promise<void> {
+    for (const m of this.#store.mounts(containerId)) {
+      if (m.type !== 'volume' || !m.copyData) continue;
+      const v = this.#store.get(m.name);
+      if (!v || needsMount(v.options)) continue;
+      await this.#store.ensureDir(v.name);
+      if (await isEmptyDir(this.#store.dataDir(v.name))) await this.#copyUp(v.name, rootfs, m.destination);
+    }
+  }
+
+  async #copyUp(name: string, rootfs: string, path: string): Promise<void> {
+    if (await copyUp(rootfs, path, this.#store.dataDir(name))) this.#log.debug('copied up image files', { volume: name, path });
   }
 
   /** After a container stopped: device volumes no running container uses any more are unmounted. */

@@ -175,6 +175,24 @@ describe('volumes through berth and docker', () => {
     d.berth(['volume', 'rm', 'filled', 'empty-nc']);
   });
 
+  test('--volumes-from shares another container\'s volumes, read-only when asked', () => {
+    assert.equal(d.berth(['create', '--name', 'vf-src', '-v', 'vf-named:/named', 'withdata', 'true']).code, 0);
+    for (const c of CLIS) {
+      const r = cli(c, ['run', '--rm', '--volumes-from', 'vf-src', 'busybox', 'sh', '-c', `cat /data/hello.txt; echo ${c} >> /named/log`]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, 'from the image\n');
+      const ro = cli(c, ['run', '--rm', '--volumes-from', 'vf-src:ro', 'busybox', 'sh', '-c', 'touch /named/x 2>/dev/null || echo refused']);
+      assert.equal(ro.stdout, 'refused\n');
+    }
+    assert.equal(d.berth(['run', '--rm', '-v', 'vf-named:/n', 'busybox', 'cat', '/n/log']).stdout, 'berth\ndocker\n');
+    // (A 404 from create makes the docker CLI try a pull first, as against Docker.)
+    assert.match(d.berth(['run', '--rm', '--volumes-from', 'no-such', 'busybox', 'true']).stderr, /No such container: no-such/);
+    const anon = JSON.parse(d.berth(['inspect', 'vf-src']).stdout)[0].Mounts.find((m: { Destination: string }) => m.Destination === '/data').Name;
+    assert.equal(d.berth(['rm', '-v', 'vf-src']).code, 0);
+    assert.notEqual(d.berth(['volume', 'inspect', anon]).code, 0, '--rm of the borrowers left the anonymous volume to its owner, whose rm -v removed it');
+    assert.equal(d.berth(['volume', 'rm', 'vf-named']).code, 0);
+  });
+
   test('volume prune removes unused anonymous volumes, and with --all the named ones too', () => {
     d.berth(['run', '--name', 'keeper', 'withdata', 'true']);
     d.berth(['run', '--name', 'gone', 'withdata', 'true']);

@@ -15,7 +15,7 @@ const CREATE_OPTIONS = {
   workdir: { type: 'string', short: 'w' }, user: { type: 'string', short: 'u' }, entrypoint: { type: 'string' },
   hostname: { type: 'string', short: 'h' }, label: { type: 'string', short: 'l', multiple: true }, interactive: { type: 'boolean', short: 'i' },
   tty: { type: 'boolean', short: 't' }, volume: { type: 'string', short: 'v', multiple: true }, mount: { type: 'string', multiple: true },
-  tmpfs: { type: 'string', multiple: true }, 'read-only': { type: 'boolean' }, memory: { type: 'string', short: 'm' },
+  tmpfs: { type: 'string', multiple: true }, 'volumes-from': { type: 'string', multiple: true }, 'read-only': { type: 'boolean' }, memory: { type: 'string', short: 'm' },
   'memory-swap': { type: 'string' }, 'memory-reservation': { type: 'string' }, cpus: { type: 'string' }, 'cpu-shares': { type: 'string', short: 'c' },
   'cpuset-cpus': { type: 'string' }, 'cpuset-mems': { type: 'string' }, 'pids-limit': { type: 'string' }, ulimit: { type: 'string', multiple: true },
   init: { type: 'boolean' }, restart: { type: 'string' }, 'stop-signal': { type: 'string' }, 'stop-timeout': { type: 'string' },
@@ -128,7 +128,7 @@ export function createBody(v: CreateValues, image: string, command: string[]): R
     // As docker does: `-v /path` (no source) is an anonymous volume in Config.Volumes, the rest are Binds.
     Volumes: anonymousVolumes(v.volume),
     HostConfig: {
-      Binds: namedBinds(v.volume), Mounts: (v.mount ?? []).map(parseMount), Tmpfs: Object.keys(tmpfs).length ? tmpfs : undefined,
+      Binds: namedBinds(v.volume), VolumesFrom: v['volumes-from'] ?? null, Mounts: (v.mount ?? []).map(parseMount), Tmpfs: Object.keys(tmpfs).length ? tmpfs : undefined,
       ReadonlyRootfs: Boolean(v['read-only']), Memory: bytesFlag(v.memory, '-m, --memory') ?? 0, MemorySwap: bytesFlag(v['memory-swap'], 'memory-swap') ?? 0,
       MemoryReservation: bytesFlag(v['memory-reservation'], 'memory-reservation') ?? 0, NanoCpus: cpus === undefined ? 0 : Math.round(cpus * 1e9),
       CpuShares: intFlag(v['cpu-shares'], 'cpu-shares') ?? 0, CpusetCpus: v['cpuset-cpus'] ?? '', CpusetMems: v['cpuset-mems'] ?? '',
