@@ -101,7 +101,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     const containers = new ContainerService({ store: containerStore, images: imageService, runtime, events, log: log.child({ module: 'containers' }), volumes });
     const containerFs = new ContainerFsService({
       containers, images: imageService, snapshots, events, log: log.child({ module: 'container-fs' }),
-      rootfsPath: (c) => join(runtime.dir(c), 'rootfs'), scratch: join(dataRoot, 'tmp'),
+      rootfsPath: (c) => join(runtime.dir(c), 'rootfs'), scratch: join(dataRoot, 'tmp'), mountsOf: (c) => volumes.mountsJson(c.id),
     });
     await containerFs.recover();
     const execs = new ExecService({

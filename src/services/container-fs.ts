@@ -10,10 +10,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Stats } from 'node:fs';
-import { lstat, mkdir, readdir, rmdir } from 'node:fs/promises';
+import { lstat, mkdir, readdir, rmdir, stat, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { dirname, join } from 'node:path';
 import type { Digest } from '../common/digest.ts';
-import { errno, invalidArgument, notFound } from '../common/errors.ts';
+import { BerthError, ErrorCode, errno, invalidArgument, notFound } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
 import { extractInto, pathInRoot, resolveInRoot } from '../diff/extract.ts';
 import { layerTar, treeTar, walkTree } from '../diff/tree.ts';
@@ -21,7 +24,7 @@ import { applyChanges } from '../images/changes.ts';
 import { type ContainerConfig, type ImageConfig, MediaType } from '../images/oci.ts';
 import type { LayerRecord } from '../images/store.ts';
 import type { ContainerRecord } from '../metadata/containers.ts';
-import { isMounted, mountRootfs, unmountRootfs } from '../runtime/rootfs.ts';
+import { isMounted, mountRootfs } from '../runtime/rootfs.ts';
 import { resolveUser } from '../runtime/user.ts';
 import type { Mount, OverlaySnapshotter } from '../snapshots/overlay.ts';
 import type { ContainerService } from './containers.ts';
@@ -55,6 +58,10 @@ const MOUNT_POINTS = new Set(['dev', 'proc', 'sys', '.dockerenv', 'etc/hosts', '
 
 /** Files the runtime bind-mounts into the container, by path inside it, and their names in the container's directory. */
 const BOUND_FILES = new Map([['/etc/hostname', 'hostname'], ['/etc/hosts', 'hosts'], ['/etc/resolv.conf', 'resolv.conf']]);
+
+const exec = promisify(execFile);
+const mountCmd = (args: string[]) => exec('mount', args).then(() => {}, (e) => Promise.reject(new BerthError(ErrorCode.Internal, `mount ${args.join(' ')}: ${(e as { stderr?: string }).stderr?.trim() ?? e}`, { cause: e })));
+const umount = (args: string[]) => exec('umount', args).then(() => {});
 
 /** Kernel filesystems a running container has mounted: their contents are never archived. */
 const KERNEL_DIRS = ['/proc', '/sys', '/dev'];
@@ -104,6 +111,8 @@ export interface ContainerFsDeps {
   snapshots: OverlaySnapshotter;
   /** Where a running container's root filesystem is mounted. */
   rootfsPath: (c: ContainerRecord) => string;
+  /** The container's volumes and bind mounts (Docker's inspect `Mounts`), for a stopped container's `cp`. */
+  mountsOf?: (c: ContainerRecord) => { Source: string; Destination: string; RW: boolean }[];
   /** A directory for temporary mount points. */
   scratch: string;
   events: EventBus;
@@ -134,7 +143,7 @@ export class ContainerFsService {
     for (const n of names) {
       if (!n.startsWith('mnt-')) continue;
       const dir = join(this.#d.scratch, n);
-      await unmountRootfs(dir, true).catch((e) => this.#d.log.warn('unmounting a leftover scratch mount failed', { dir, err: e }));
+      if (await isMounted(dir)) await umount(['-l', dir]).catch((e) => this.#d.log.warn('unmounting a leftover scratch mount failed', { dir, err: e }));
       await rmdir(dir).catch(() => {});
     }
   }
@@ -175,19 +184,38 @@ export class ContainerFsService {
     else mounts = [{ type: 'overlay', source: 'overlay', options: ['ro', 'index=off', `lowerdir=${[upper, ...lowers].join(':')}`] }];
     const dir = join(this.#d.scratch, `mnt-${c.shortId}-${randomBytes(4).toString('hex')}`);
     await mkdir(dir, { recursive: true, mode: 0o700 });
+    const release = async () => {
+      // -R: the container's volumes are mounted below the root.
+      await umount(['-R', dir]).catch(() => umount(['-l', dir])).catch((e) => this.#d.log.warn('unmounting a scratch mount failed', { dir, err: e }));
+      await rmdir(dir).catch((e) => this.#d.log.warn('removing a scratch mount point failed', { dir, err: e }));
+    };
     try {
       await mountRootfs(mounts, dir);
+      // A stopped container's volumes and binds, where it would have them, as Docker mounts them for cp.
+      if (inside) await this.#mountVolumes(c, dir, writable);
     } catch (e) {
-      await rmdir(dir).catch(() => {});
+      await release();
       throw e;
     }
-    return {
-      root: dir,
-      release: async () => {
-        await unmountRootfs(dir).catch(() => unmountRootfs(dir, true));
-        await rmdir(dir).catch((e) => this.#d.log.warn('removing a scratch mount point failed', { dir, err: e }));
-      },
-    };
+    return { root: dir, release };
+  }
+
+  async #mountVolumes(c: ContainerRecord, root: string, writable: boolean): Promise<void> {
+    const points = (this.#d.mountsOf?.(c) ?? []).filter((m) => m.Source && m.Destination && existsSync(m.Source));
+    points.sort((a, b) => a.Destination.split('/').length - b.Destination.split('/').length);
+    for (const m of points) {
+      const target = await resolveInRoot(root, m.Destination);
+      const isDir = (await stat(m.Source)).isDirectory();
+      if (!existsSync(target)) {
+        if (!writable) continue;
+        if (isDir) await mkdir(target, { recursive: true, mode: 0o755 });
+        else {
+          await mkdir(dirname(target), { recursive: true, mode: 0o755 });
+          await writeFile(target, '', { flag: 'wx' });
+        }
+      }
+      await mountCmd(['--bind', ...(writable && m.RW ? [] : ['-o', 'ro']), m.Source, target]);
+    }
   }
 
   /** Whether `rel` exists in the image below the writable layer (a whiteout there means it does not). */

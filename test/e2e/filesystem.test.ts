@@ -100,6 +100,22 @@ describe('container filesystem: cp, diff, commit, export', () => {
     }
   });
 
+  test('cp on a stopped container reaches its volumes too', () => {
+    const src = join(work, 'stopped-vol.txt');
+    writeFileSync(src, 'stopped volume\n');
+    for (const c of CLIS) {
+      const name = `cpvol-stopped-${c}`;
+      ok(cli(c, ['run', '--name', name, '-v', `stopped-vol-${c}:/data`, 'busybox', 'sh', '-c', 'echo before > /data/before']));
+      ok(cli(c, ['cp', src, `${name}:/data/in.txt`]));
+      const out = join(work, `stopped-vol-out-${c}`);
+      ok(cli(c, ['cp', `${name}:/data/before`, out]));
+      assert.equal(readFileSync(out, 'utf8'), 'before\n');
+      assert.equal(ok(cli(c, ['run', '--rm', '-v', `stopped-vol-${c}:/data`, 'busybox', 'cat', '/data/in.txt'])), 'stopped volume\n');
+      assert.ok(!ok(cli(c, ['diff', name])).includes('/data/in.txt'), 'the file went to the volume, not the container layer');
+      ok(cli(c, ['rm', name]));
+    }
+  });
+
   test('cp a directory both ways, and /. copies its contents', () => {
     const tree = join(work, 'tree');
     mkdirSync(join(tree, 'sub'), { recursive: true });
