@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import { EscapeMatcher, parseDetachKeys } from '../common/detach-keys.ts';
 import { Deframer } from '../common/stdcopy.ts';
 import { CliError } from './command.ts';
 
@@ -55,7 +56,9 @@ export function openSession(o: SessionOptions): Session {
     // Half-close: the daemon closes the container's stdin (StdinOnce) and keeps sending output.
     if (!o.stream.destroyed) o.stream.end();
   };
-  const escape = o.tty && o.stdin ? new EscapeMatcher(parseDetachKeys(o.detachKeys ?? 'ctrl-p,ctrl-q')) : undefined;
+  const keys = parseDetachKeys(o.detachKeys || 'ctrl-p,ctrl-q');
+  if (!keys) throw new CliError(`Invalid detach keys (${o.detachKeys}) provided`);
+  const escape = o.tty && o.stdin ? new EscapeMatcher(keys) : undefined;
   if (o.stdin) {
     if (raw) stdin.setRawMode(true);
     stdin.on('data', onData);
@@ -88,48 +91,4 @@ export function openSession(o: SessionOptions): Session {
       process.on('SIGWINCH', onWinch);
     },
   };
-}
-
-/** docker's detach keys: `ctrl-p,ctrl-q`, `ctrl-a,x`, `ctrl-@`, `ctrl-[`… as bytes. */
-export function parseDetachKeys(spec: string): Buffer {
-  const out: number[] = [];
-  for (const k of spec.split(',')) {
-    const key = k.trim();
-    if (key.length === 1) out.push(key.charCodeAt(0));
-    else if (/^ctrl-[a-z@[\\\]^_]$/i.test(key)) {
-      const ch = key.slice(5);
-      out.push(/[a-z]/i.test(ch) ? ch.toLowerCase().charCodeAt(0) - 96 : ch.charCodeAt(0) - 64);
-    } else throw new CliError(`Invalid detach keys (${spec}) provided`);
-  }
-  if (!out.length) throw new CliError(`Invalid detach keys (${spec}) provided`);
-  return Buffer.from(out);
-}
-
-/** Holds back bytes while they could be the start of the detach sequence, as moby/term's escape proxy. */
-export class EscapeMatcher {
-  #keys: Buffer;
-  #held = 0;
-
-  constructor(keys: Buffer) {
-    this.#keys = keys;
-  }
-
-  push(b: Buffer): { pass: Buffer; detached: boolean } {
-    const out: number[] = [];
-    for (const byte of b) {
-      if (byte === this.#keys[this.#held]) {
-        this.#held++;
-        if (this.#held === this.#keys.length) return { pass: Buffer.from(out), detached: true };
-        continue;
-      }
-      // Not the sequence after all: what was held back goes through.
-      for (let i = 0; i < this.#held; i++) out.push(this.#keys[i]);
-      this.#held = 0;
-      if (byte === this.#keys[0]) {
-        this.#held = 1;
-        if (this.#keys.length === 1) return { pass: Buffer.from(out), detached: true };
-      } else out.push(byte);
-    }
-    return { pass: Buffer.from(out), detached: false };
-  }
 }

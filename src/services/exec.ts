@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
+import { parseDetachKeys } from '../common/detach-keys.ts';
 import { conflict, invalidArgument, notFound } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
 import type { ContainerRecord } from '../metadata/containers.ts';
@@ -60,6 +61,7 @@ export class ExecService {
   create(containerIdOrName: string, cfg: ExecConfig): ExecRecord {
     const c = this.#backend.resolve(containerIdOrName);
     if (!Array.isArray(cfg.Cmd) || cfg.Cmd.length === 0) throw invalidArgument('No exec command specified');
+    if (cfg.DetachKeys && !parseDetachKeys(cfg.DetachKeys)) throw invalidArgument(`Invalid detach keys (${cfg.DetachKeys}) provided`);
     this.#checkRunning(c);
     this.#prune();
     const id = randomBytes(32).toString('hex');

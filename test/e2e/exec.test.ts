@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { BERTH, DOCKER, TestDaemon, importBusybox } from '../helpers/daemon.ts';
 
@@ -187,6 +188,30 @@ describe('exec, attach and TTY sessions through berth and docker', () => {
     assert.equal(info.Running, false);
     assert.equal(info.ExitCode, 7);
     assert.equal((await api(d, 'POST', `/exec/${id}/start`, { Detach: true })).status, 409, 'an exec runs once');
+  });
+
+  test('the daemon notices detach keys on a TTY exec stream: the stream ends, the process runs on', async () => {
+    const created = await api(d, 'POST', '/containers/host/exec', { Cmd: ['sh'], Tty: true, AttachStdin: true, AttachStdout: true, DetachKeys: 'ctrl-a,d' });
+    const id = created.body.Id as string;
+    assert.equal((await api(d, 'POST', '/containers/host/exec', { Cmd: ['sh'], DetachKeys: 'bogus-key' })).status, 400);
+    const sock = connect(d.socket);
+    await new Promise((r) => sock.once('connect', r));
+    const body = JSON.stringify({ Detach: false, Tty: true });
+    sock.write(`POST /v1.45/exec/${id}/start HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+    let text = '';
+    sock.on('data', (b: Buffer) => (text += b.toString('latin1')));
+    const ended = new Promise((r) => sock.once('end', r));
+    for (let i = 0; i < 50 && !/# ?$/m.test(text); i++) await sleep(100);
+    assert.match(text, /^HTTP\/1.1 101/);
+    sock.write('echo $((3*4))\n');
+    for (let i = 0; i < 50 && !/^12\r?$/m.test(text); i++) await sleep(100);
+    assert.match(text, /^12\r?$/m);
+    sock.write('\x01d');
+    await ended;
+    const info = (await api(d, 'GET', `/exec/${id}/json`)).body;
+    assert.equal(info.Running, true, 'the shell still runs after the detach');
+    sock.destroy();
+    process.kill(info.Pid, 'SIGKILL');
   });
 
   test('run -i with piped stdin: StdinOnce closes the container stdin at EOF', () => {

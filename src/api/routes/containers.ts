@@ -1,4 +1,5 @@
 import type { Duplex } from 'node:stream';
+import { DEFAULT_DETACH_KEYS, EscapeMatcher, parseDetachKeys } from '../../common/detach-keys.ts';
 import { invalidArgument } from '../../common/errors.ts';
 import { Deframer, frame, StdStream } from '../../common/stdcopy.ts';
 import { readJsonLog, timeNs } from '../../logs/jsonfile.ts';
@@ -149,12 +150,20 @@ async function attach(svc: ContainerService, ctx: Context): Promise<void> {
       client.write(tty ? payload : frame(stream, payload));
     }
   });
+  let detach!: () => void;
   const done = new Promise<void>((resolve) => {
     conn.once('close', () => resolve());
     client.once('close', () => resolve());
+    detach = resolve;
   });
   if (wantStdin) {
-    client.on('data', (b: Buffer) => conn.write(b));
+    // With a TTY the daemon notices the detach keys too (for API clients; the docker CLI does it itself).
+    const escape = tty ? new EscapeMatcher(parseDetachKeys(q.get('detachKeys') || DEFAULT_DETACH_KEYS) ?? parseDetachKeys(DEFAULT_DETACH_KEYS)!) : undefined;
+    client.on('data', (b: Buffer) => {
+      const r = escape ? escape.push(b) : { pass: b, detached: false };
+      if (r.pass.length) conn.write(r.pass);
+      if (r.detached) detach();
+    });
     client.once('end', () => {
       // With StdinOnce (the CLI's `run -i`), the container's stdin closes when the client's does;
       // not with a TTY, as in Docker, so that a detach (ctrl-p ctrl-q) leaves the shell running.

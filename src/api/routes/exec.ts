@@ -1,4 +1,5 @@
 import type { Duplex } from 'node:stream';
+import { DEFAULT_DETACH_KEYS, EscapeMatcher, parseDetachKeys } from '../../common/detach-keys.ts';
 import { Deframer, frame, StdStream } from '../../common/stdcopy.ts';
 import { ExecStartError } from '../../runtime/exec.ts';
 import type { ExecConfig, ExecService } from '../../services/exec.ts';
@@ -74,6 +75,10 @@ async function start(svc: ExecService, ctx: Context): Promise<void> {
   const wantOut = cfg.AttachStdout !== false;
   const wantErr = cfg.AttachStderr !== false;
   let conn: Duplex | undefined;
+  // With a TTY the daemon notices the detach keys too (for API clients; the docker CLI does it itself).
+  const escape = tty ? new EscapeMatcher(parseDetachKeys(cfg.DetachKeys || DEFAULT_DETACH_KEYS) ?? parseDetachKeys(DEFAULT_DETACH_KEYS)!) : undefined;
+  let detach!: () => void;
+  const detached = new Promise<void>((r) => (detach = r));
   const connClosed = new Promise<void>((resolve) => {
     const wire = (c: Duplex) => {
       conn = c;
@@ -87,7 +92,11 @@ async function start(svc: ExecService, ctx: Context): Promise<void> {
       c.once('close', () => resolve());
       c.on('error', () => {});
       if (cfg.AttachStdin) {
-        out.on('data', (b: Buffer) => c.write(b));
+        out.on('data', (b: Buffer) => {
+          const r = escape ? escape.push(b) : { pass: b, detached: false };
+          if (r.pass.length) c.write(r.pass);
+          if (r.detached) detach();
+        });
         // The client's stdin ended: so does the process's (the monitor's --stdin-once; not for a TTY, as in Docker).
         out.once('end', () => c.end());
       }
@@ -101,9 +110,9 @@ async function start(svc: ExecService, ctx: Context): Promise<void> {
   });
   client.on('error', () => {});
   const clientGone = new Promise<void>((resolve) => client.once('close', () => resolve()));
-  await Promise.race([connClosed, clientGone]);
+  const how = await Promise.race([connClosed.then(() => 'ended'), clientGone.then(() => 'gone'), detached.then(() => 'detached')]);
   // The exit code is known before the stream ends, so that the CLI's inspect afterwards sees it.
-  await Promise.race([svc.exited(rec.id), clientGone]);
+  if (how === 'ended') await Promise.race([svc.exited(rec.id), clientGone]);
   conn?.destroy();
   client.end();
 }
