@@ -128,6 +128,17 @@ describe('exec, attach and TTY sessions through berth and docker', () => {
     }
   });
 
+  test('exec --privileged gets every capability; run -t output is unframed', () => {
+    for (const c of CLIS) {
+      const priv = cli(c, ['exec', '--privileged', 'host', 'sh', '-c', 'grep CapEff /proc/self/status']);
+      const plain = cli(c, ['exec', 'host', 'sh', '-c', 'grep CapEff /proc/self/status']);
+      assert.equal(priv.code, 0, `${c}: ${priv.stderr}`);
+      assert.ok(BigInt(`0x${priv.stdout.split(/\s+/)[1]}`) > BigInt(`0x${plain.stdout.split(/\s+/)[1]}`), `${c}: ${priv.stdout} vs ${plain.stdout}`);
+      const t = cli(c, ['run', '-t', '--rm', 'busybox', 'echo', 'hi']);
+      assert.equal(t.stdout, 'hi\r\n', c);
+    }
+  });
+
   test('exec -d runs in the background', async () => {
     for (const c of CLIS) {
       const r = cli(c, ['exec', '-d', 'host', 'sh', '-c', `sleep 0.2; echo done > /tmp/bg-${c}`]);
@@ -253,6 +264,20 @@ describe('exec, attach and TTY sessions through berth and docker', () => {
       await tmux.waitFor(s, /^25 90\s*$/m);
       tmux.keys(s, 'exit 4', 'Enter');
       await tmux.waitFor(s, /EXITED 4/);
+      tmux.run('kill-session', '-t', s);
+    });
+
+    test(`${c} start -ai under tmux: the created container's shell, sized, its exit code`, async () => {
+      const name = `sa-${c}`;
+      assert.equal(cli(c, ['create', '-it', '--name', name, 'busybox', 'sh']).code, 0);
+      const s = `start-${c}`;
+      tmux.start(s, `${bin(c)} start -ai ${name}`, termEnv());
+      await tmux.waitFor(s, /# ?$/m);
+      tmux.keys(s, 'echo $((6*7)); stty size', 'Enter');
+      const text = await tmux.waitFor(s, /^40 120\s*$/m);
+      assert.match(text, /^42\s*$/m);
+      tmux.keys(s, 'exit 2', 'Enter');
+      await tmux.waitFor(s, /EXITED 2/);
       tmux.run('kill-session', '-t', s);
     });
 
