@@ -126,6 +126,8 @@ interface Located {
 
 export class ContainerFsService {
   #d: ContainerFsDeps;
+  /** Containers paused by operations in flight, with how many hold the pause. */
+  #frozen = new Map<string, { n: number; paused: Promise<boolean> }>();
 
   constructor(deps: ContainerFsDeps) {
     this.#d = deps;
@@ -170,13 +172,19 @@ export class ContainerFsService {
    * as `docker cp` sees it.
    */
   async #mount(c: ContainerRecord, writable: boolean, inside = false): Promise<Located> {
-    if (inside && c.state.Running && c.state.Pid > 0) {
-      // `/.`: the magic link itself is a symlink to lstat; its target is the container's root directory.
-      const root = `/proc/${c.state.Pid}/root/.`;
-      if (await lstat(root).then(() => true, () => false)) return { root, release: async () => {} };
+    if (c.state.Running) {
+      // A running container is frozen while we work in its root, so it cannot swap a directory for
+      // a symlink between our lstat and our open (CVE-2018-15664), as Docker pauses it for cp.
+      const thaw = await this.#freeze(c);
+      if (inside && c.state.Pid > 0) {
+        // `/.`: the magic link itself is a symlink to lstat; its target is the container's root directory.
+        const root = `/proc/${c.state.Pid}/root/.`;
+        if (await lstat(root).then(() => true, () => false)) return { root, release: thaw };
+      }
+      const live = this.#d.rootfsPath(c);
+      if (await isMounted(live)) return { root: live, release: thaw };
+      await thaw();
     }
-    const live = this.#d.rootfsPath(c);
-    if (c.state.Running && (await isMounted(live))) return { root: live, release: async () => {} };
     const { upper, lowers } = this.#layers(c);
     let mounts: Mount[];
     if (writable) mounts = this.#d.snapshots.mounts(c.id);
@@ -198,6 +206,27 @@ export class ContainerFsService {
       throw e;
     }
     return { root: dir, release };
+  }
+
+  /** Pauses a running container for the length of an operation; overlapping operations share one pause. */
+  async #freeze(c: ContainerRecord): Promise<() => Promise<void>> {
+    if (c.state.Paused) return async () => {};
+    let f = this.#frozen.get(c.id);
+    if (!f) {
+      f = { n: 0, paused: this.#d.containers.pause(c.id).then(() => true, () => false) };
+      this.#frozen.set(c.id, f);
+    }
+    const entry = f;
+    entry.n++;
+    const paused = await entry.paused;
+    let done = false;
+    return async () => {
+      if (done) return;
+      done = true;
+      if (--entry.n > 0) return;
+      this.#frozen.delete(c.id);
+      if (paused) await this.#d.containers.unpause(c.id).catch((e) => this.#d.log.warn('unpausing after a copy failed', { id: c.id, err: e }));
+    };
   }
 
   async #mountVolumes(c: ContainerRecord, root: string, writable: boolean): Promise<void> {

@@ -95,6 +95,7 @@ describe('container filesystem: cp, diff, commit, export', () => {
       const t = join(work, `tmpfs-${c}`);
       ok(cli(c, ['cp', `${name}:/scratch/t`, t]));
       assert.equal(readFileSync(t, 'utf8'), 'from-tmpfs\n');
+      assert.equal(ok(cli(c, ['inspect', '--format', '{{.State.Status}}', name])).trim(), 'running', 'paused for the copy only');
       ok(cli(c, ['rm', '-f', name]));
       assert.equal(ok(cli(c, ['run', '--rm', '-v', `cpvol-${c}:/data`, 'busybox', 'cat', '/data/vol.txt'])), 'into the volume\n');
     }
