@@ -103,7 +103,7 @@ async function start(svc: ExecService, ctx: Context): Promise<void> {
     };
     svc.start(rec.id, { tty, attach: wire }).catch((e: Error) => {
       // As Docker: the error text on the stream (as stdout), the exit code (126/127) for the inspect that follows.
-      const text = Buffer.from(`${e instanceof ExecStartError ? e.message : `Error: ${e.message}`}\r\n`);
+      const text = Buffer.from(`${e.message}\r\n`);
       out.write(tty ? text : frame(StdStream.stdout, text));
       resolve();
     });
