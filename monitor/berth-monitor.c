@@ -49,6 +49,7 @@
 #define DRAIN_TIMEOUT_MS 5000           /* after init exits, wait at most this long for EOF */
 #define FLUSH_TIMEOUT_MS 2000           /* at the end, wait at most this long for slow clients */
 #define EXIT_SETUP 125                  /* sync-fd code for failures of the monitor itself */
+#define START_TIMEOUT_MS 60000          /* exec mode: give up if `start` does not come */
 
 /* ------------------------------------------------------------------ options */
 
@@ -205,6 +206,7 @@ static int runc_status, runc_done;
 static int init_status, init_done;
 static char exited_at[TS_LEN];
 static int64_t drain_deadline;
+static int64_t start_deadline; /* exec mode, until `start` */
 static struct {
 	pid_t pid;
 	int status;
@@ -1165,6 +1167,7 @@ static void setup_and_create(void)
 	if (opt.exec) {
 		/* Wait for `start` on ctl.sock, so that attach clients connect before the process runs. */
 		sync_line("ready\n");
+		start_deadline = mono_ms() + START_TIMEOUT_MS;
 		return;
 	}
 	launch_runc();
@@ -1356,6 +1359,9 @@ static void run(void)
 		if (phase == PH_DRAIN) {
 			int64_t left = drain_deadline - mono_ms();
 			timeout = left > 0 ? (int)left : 0;
+		} else if (phase == PH_CREATE && opt.exec && runc_pid < 0) {
+			int64_t left = start_deadline - mono_ms();
+			timeout = left > 0 ? (int)left : 0;
 		}
 		int r = poll(pf, n, timeout);
 		if (r < 0) {
@@ -1419,6 +1425,8 @@ static void run(void)
 		}
 		sweep_clients();
 
+		if (phase == PH_CREATE && opt.exec && runc_pid < 0 && mono_ms() >= start_deadline)
+			die_setup(EXIT_SETUP, "no start command within %d s", START_TIMEOUT_MS / 1000);
 		if (phase == PH_CREATE && runc_done)
 			create_finished();
 		if (phase == PH_RUNNING && init_done) {
