@@ -225,6 +225,8 @@ Options:
     if (split.rest.length === 0) throw new UsageError(`"berth run" requires at least 1 argument.\nSee 'berth run --help'.\n\nUsage:  berth run [OPTIONS] IMAGE [COMMAND] [ARG...]\n\nCreate and run a new container from an image`, 125);
     const [image, ...command] = split.rest;
     const detach = Boolean(values.detach);
+    // As docker: -it needs a terminal on stdin (a pipe would never end a TTY's input).
+    if (!detach && values.tty && values.interactive && !process.stdin.isTTY) throw new CliError('the input device is not a TTY', 1);
     if (detach && values.rm === undefined) { /* docker allows -d --rm together */ }
     const v = values as CreateValues & { rm?: boolean };
     const body = createBody(v, image, command);
@@ -343,6 +345,7 @@ Options:
     if (values.attach) {
       if (positionals.length > 1) throw new CliError('you cannot start and attach multiple containers at once');
       const c = await ctx.client().json<{ Id: string; Config: { Tty: boolean } }>('GET', `/containers/${encodeURIComponent(positionals[0])}/json`);
+      if (values.interactive && c.Config.Tty && !process.stdin.isTTY) throw new CliError('the input device is not a TTY', 1);
       const stream = await ctx.client().upgrade('POST', `/containers/${c.Id}/attach`, { query: { stream: true, stdin: Boolean(values.interactive), stdout: true, stderr: true } });
       const waitRes = ctx.client().json<{ StatusCode: number }>('POST', `/containers/${c.Id}/wait`, { query: { condition: 'next-exit' } });
       waitRes.catch(() => {});
