@@ -141,8 +141,18 @@ export class ContainerOps {
         throw conflict('Cannot update container: Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time');
       }
     }
-    if (changed.NanoCpus !== undefined && (hc.CpuQuota || hc.CpuPeriod) && changed.CpuQuota === undefined) {
+    // Docker's rules: --cpus and --cpu-quota/--cpu-period are two ways to say one thing.
+    if (changed.NanoCpus !== undefined && hc.CpuQuota && changed.CpuQuota === undefined) {
+      throw conflict('Conflicting options: Nano CPUs cannot be updated as CPU Quota has already been set');
+    }
+    if (changed.NanoCpus !== undefined && hc.CpuPeriod && changed.CpuPeriod === undefined) {
+      throw conflict('Conflicting options: Nano CPUs cannot be updated as CPU Period has already been set');
+    }
+    if (changed.CpuQuota !== undefined && hc.NanoCpus && changed.NanoCpus === undefined) {
       throw conflict('Conflicting options: CPU Quota cannot be updated as NanoCPUs has already been set');
+    }
+    if (changed.CpuPeriod !== undefined && hc.NanoCpus && changed.NanoCpus === undefined) {
+      throw conflict('Conflicting options: CPU Period cannot be updated as NanoCPUs has already been set');
     }
     Object.assign(hc, changed);
     if (body.RestartPolicy && body.RestartPolicy.Name !== undefined && body.RestartPolicy.Name !== '') {

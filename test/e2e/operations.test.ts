@@ -171,6 +171,9 @@ describe('container operations: top, stats, update, pause, health, init, limits,
       assert.match(low.stderr, /Minimum memory limit allowed is 6MB/);
       assert.equal(readCg('memory', id, 'memory.limit_in_bytes'), String(64 * MiB), 'a refused update changes nothing');
     }
+    const quota = d.docker(['update', '--cpu-quota', '20000', 'upd-docker']);
+    assert.notEqual(quota.code, 0);
+    assert.match(quota.stderr, /Conflicting options: CPU Quota cannot be updated as NanoCPUs has already been set/);
     assert.equal(d.berth(['update', '--pids-limit', '-1', 'upd-berth']).code, 0);
     assert.equal(readCg('pids', idOf('upd-berth'), 'pids.max'), 'max');
     // A stopped container's update is kept and applies at its next start.
