@@ -1,7 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { request } from 'node:http';
 import { BERTH, DOCKER, TestDaemon, importBusybox } from '../helpers/daemon.ts';
 
@@ -143,6 +143,17 @@ describe('container operations: top, stats, update, pause, health, init, limits,
       assert.ok(frames.length >= 2, `${c}: several frames: ${live.stdout}`);
       assert.match(frames.at(-1)!, new RegExp(`${id.slice(0, 12)}\\s+busy\\s+[\\d.]+%\\s+[\\d.]+[KMG]?i?B / 48MiB`), `${c}: ${frames.at(-1)}`);
     }
+
+    // Without names, containers that start later join the live table.
+    const all = spawn(BERTH, ['stats'], { env: { ...process.env, ...d.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    all.stdout.on('data', (b: Buffer) => (out += b.toString('utf8')));
+    await sleep(1200);
+    d.berth(['run', '-d', '--name', 'late', 'busybox', 'sleep', '300']);
+    await until('the late container in the table', () => /\blate\b/.test(out.split('CONTAINER ID').at(-1) ?? ''));
+    all.kill('SIGKILL');
+    assert.match(out.split('CONTAINER ID').at(-1)!, /\bbusy\b/);
+    d.berth(['rm', '-f', 'late']);
 
     const streamed = await apiGet(d.socket, '/containers/busy/stats', 2);
     assert.equal(streamed.docs.length, 2);

@@ -100,11 +100,8 @@ Options:
       all: { type: 'boolean', short: 'a' }, format: { type: 'string' }, 'no-stream': { type: 'boolean' }, 'no-trunc': { type: 'boolean' },
     }, this.usage);
     const client = ctx.client();
-    let names = positionals;
-    if (!names.length) {
-      const list = await client.json<{ Id: string }[]>('GET', '/containers/json', { query: { all: values.all } });
-      names = list.map((c) => c.Id);
-    }
+    const list = async () => (await client.json<{ Id: string }[]>('GET', '/containers/json', { query: { all: values.all } })).map((c) => c.Id);
+    const names = positionals.length ? positionals : await list();
     const format = values.format && values.format !== 'table' ? values.format : STATS_TABLE;
     const render = (rows: Record<string, string>[]) => formatItems(format, rows, STATS_HEADERS);
     const trunc = !values['no-trunc'];
@@ -123,32 +120,48 @@ Options:
       if (rows.length || !failed) ctx.io.out(render(rows));
       return failed ? 1 : 0;
     }
-    return streamStats(ctx, names, render, trunc);
+    return streamStats(ctx, names, render, trunc, positionals.length ? undefined : list);
   },
 };
 
-/** The live view: every container's newest sample, redrawn each second until interrupted or all have gone. */
-async function streamStats(ctx: CommandContext, names: string[], render: (rows: Record<string, string>[]) => string, trunc: boolean): Promise<number> {
+/**
+ * The live view: every container's newest sample, redrawn each second until
+ * interrupted. Named containers are followed until all have gone; without
+ * names (`discover`), the list is read again each second, so containers that
+ * start later join the table and removed ones leave it.
+ */
+async function streamStats(ctx: CommandContext, names: string[], render: (rows: Record<string, string>[]) => string, trunc: boolean, discover?: () => Promise<string[]>): Promise<number> {
   const latest = new Map<string, Record<string, string>>();
   const client = ctx.client();
-  let open = names.length;
-  const feeds = names.map(async (n) => {
-    try {
-      const res = await client.request('GET', `/containers/${enc(n)}/stats`, { query: { stream: true } });
-      for await (const s of client.messages<Record<string, unknown>>(res)) latest.set(n, statsRow(s as unknown as StatsJson, trunc));
-    } catch (e) {
-      if (!(e instanceof ApiError)) throw e;
-      ctx.io.err(`Error response from daemon: ${e.message}\n`);
-    } finally {
-      open--;
-    }
-  });
-  const draw = () => ctx.io.out(`\x1b[2J\x1b[H${render(names.map((n) => latest.get(n)).filter((r) => r !== undefined))}`);
-  while (open > 0) {
+  const followed = new Set<string>();
+  let shown = names;
+  let open = 0;
+  const follow = (n: string) => {
+    if (followed.has(n)) return;
+    followed.add(n);
+    open++;
+    (async () => {
+      try {
+        const res = await client.request('GET', `/containers/${enc(n)}/stats`, { query: { stream: true } });
+        for await (const s of client.messages<Record<string, unknown>>(res)) latest.set(n, statsRow(s as unknown as StatsJson, trunc));
+      } catch (e) {
+        if (!(e instanceof ApiError)) throw e;
+        if (!discover) ctx.io.err(`Error response from daemon: ${e.message}\n`);
+      } finally {
+        open--;
+        if (discover) followed.delete(n);
+      }
+    })().catch((e) => ctx.io.err(`${(e as Error).message}\n`));
+  };
+  names.forEach(follow);
+  while (open > 0 || discover) {
     await new Promise((r) => setTimeout(r, 1000));
-    draw();
+    if (discover) {
+      shown = await discover().catch(() => shown);
+      shown.forEach(follow);
+    }
+    ctx.io.out(`\x1b[2J\x1b[H${render(shown.map((n) => latest.get(n)).filter((r) => r !== undefined))}`);
   }
-  await Promise.all(feeds);
   return 0;
 }
 
