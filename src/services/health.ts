@@ -145,7 +145,8 @@ export class HealthMonitor {
       output = timeout.aborted ? `Health check exceeded timeout (${goDuration(timeoutMs)})` : (e as Error).message.slice(0, MAX_OUTPUT);
     }
     const fresh = this.#store.get(c.id);
-    if (!fresh || !fresh.state.Running || stop.aborted) return;
+    // A result from a container stopped or frozen meanwhile says nothing about its health.
+    if (!fresh || !fresh.state.Running || fresh.state.Paused || stop.aborted) return;
     const old: Health = fresh.state.Health ?? { Status: 'starting', FailingStreak: 0, Log: [] };
     const log = [...old.Log, { Start: start, End: new Date().toISOString(), ExitCode: exitCode, Output: output }].slice(-MAX_LOG);
     let status = old.Status;

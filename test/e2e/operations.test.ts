@@ -216,6 +216,18 @@ describe('container operations: top, stats, update, pause, health, init, limits,
     }
     d.berth(['pause', 'frozen']);
     assert.equal(d.berth(['stop', '-t', '0', 'frozen']).code, 0, 'a paused container can be stopped');
+    // Health checks pause with the container and resume with it.
+    d.berth(['run', '-d', '--name', 'frozen-doc', '--health-cmd', 'true', '--health-interval', '100ms', 'busybox', 'sleep', '300']);
+    await until('healthy', () => inspect('frozen-doc', '{{.State.Health.Status}}') === 'healthy');
+    d.berth(['pause', 'frozen-doc']);
+    await sleep(300);
+    const during = inspect('frozen-doc', '{{json .State.Health.Log}}');
+    await sleep(500);
+    assert.equal(inspect('frozen-doc', '{{json .State.Health.Log}}'), during, 'no checks while paused');
+    d.berth(['unpause', 'frozen-doc']);
+    await until('a check after unpause', () => inspect('frozen-doc', '{{json .State.Health.Log}}') !== during);
+    assert.equal(inspect('frozen-doc', '{{.State.Health.Status}}'), 'healthy');
+    d.berth(['rm', '-f', 'frozen-doc']);
     assert.equal(inspect('frozen', '{{.State.Status}}'), 'exited');
     d.berth(['rm', 'frozen']);
   });
