@@ -58,8 +58,8 @@ const ALIASES: Record<string, string> = {
   run: 'container run', create: 'container create', start: 'container start', stop: 'container stop', restart: 'container restart',
   kill: 'container kill', pause: 'container pause', unpause: 'container unpause', rm: 'container rm', 'container remove': 'container rm',
   wait: 'container wait', rename: 'container rename', logs: 'container logs', ps: 'container ls', 'container ps': 'container ls',
-  'container list': 'container ls',
-  'volume list': 'volume ls', 'volume remove': 'volume rm', exec: 'container exec', attach: 'container attach',
+  'container list': 'container ls', exec: 'container exec', attach: 'container attach',
+  'volume list': 'volume ls', 'volume remove': 'volume rm',
   top: 'container top', stats: 'container stats', update: 'container update',
 };
 
@@ -180,7 +180,10 @@ async function runCommand(name: string, args: string[], host: string | undefined
 const io: Io = {
   out: (s) => void process.stdout.write(s),
   err: (s) => void process.stderr.write(s),
-  stdin: process.stdin,
+  // Touching process.stdin creates its handle (a few ms): only commands that read it pay.
+  get stdin() {
+    return process.stdin;
+  },
   stdout: process.stdout,
   isTTY: Boolean(process.stdout.isTTY),
 };

@@ -290,12 +290,17 @@ export class RuncRuntime {
     return { exitCode: r.exitCode, output: out };
   }
 
-  attach(c: ContainerRecord): Promise<Socket> {
-    return new Promise((resolve, reject) => {
-      const s = connect(join(this.runDir(c), 'attach.sock'));
-      s.once('connect', () => resolve(s));
-      s.once('error', reject);
+  async attach(c: ContainerRecord): Promise<Socket> {
+    const s = await new Promise<Socket>((resolve, reject) => {
+      const sock = connect(join(this.runDir(c), 'attach.sock'));
+      sock.once('connect', () => resolve(sock));
+      sock.once('error', reject);
     });
+    // A connect completes when the kernel queues it, before the monitor accepts it. A ping answered
+    // on the control socket means the monitor has been through its loop since, so the attach is
+    // registered and no output can go out before it.
+    await this.#control(c, 'ping');
+    return s;
   }
 
   closeStdin(c: ContainerRecord): Promise<void> {
@@ -306,11 +311,21 @@ export class RuncRuntime {
     return this.#control(c, `resize ${rows} ${cols}`);
   }
 
+  /** One command on the monitor's control socket; resolves with its `ok` reply. */
   #control(c: ContainerRecord, line: string): Promise<void> {
     return new Promise((resolve, reject) => {
       const s = connect(join(this.runDir(c), 'ctl.sock'));
-      s.once('connect', () => s.end(`${line}\n`, () => resolve()));
+      let reply = '';
+      s.once('connect', () => s.write(`${line}\n`));
+      s.on('data', (b: Buffer) => {
+        reply += b.toString('utf8');
+        if (!reply.includes('\n')) return;
+        s.end();
+        if (reply.startsWith('ok')) resolve();
+        else reject(invalidArgument(`monitor: ${reply.trim()}`));
+      });
       s.once('error', reject);
+      s.once('close', () => reject(new Error(`monitor closed the control socket without answering ${line}`)));
     });
   }
 

@@ -10,6 +10,7 @@ import type { ImageService } from './images.ts';
 import type { MountJson, VolumeService } from './volumes.ts';
 import { mergeImageConfig, processArgs } from './container-config.ts';
 import { familiarString, parseReference, withDefaultTag } from '../images/reference.ts';
+import { type Platform, formatPlatform, hostPlatform, parsePlatform, platformMatches } from '../images/oci.ts';
 import { type ExitInfo, RuntimeStartError } from '../runtime/containers.ts';
 import { hostConfigResources } from '../runtime/resources.ts';
 import { validateResources } from '../runtime/spec.ts';
@@ -83,12 +84,19 @@ export class ContainerService {
     return this.#store.resolve(idOrName);
   }
 
-  async create(body: DockerConfig & { HostConfig?: DockerHostConfig }, name?: string): Promise<ContainerRecord> {
+  async create(body: DockerConfig & { HostConfig?: DockerHostConfig }, name?: string, platform?: string): Promise<ContainerRecord & { warnings: string[] }> {
     const { HostConfig, NetworkingConfig: _n, ...req } = body;
     if (typeof req.Image !== 'string' || !req.Image) throw invalidArgument('Config.Image is required');
     const image = this.#images.store.find(req.Image);
     if (!image) throw notFound(`No such image: ${imageDisplay(req.Image)}`);
     const imgConfig = await this.#images.config(image.id);
+    const have: Platform = { os: imgConfig.os, architecture: imgConfig.architecture, variant: imgConfig.variant };
+    if (platform && !platformMatches(parsePlatform(platform), have)) {
+      throw notFound(`image with reference ${req.Image} was found but does not match the specified platform: wanted ${formatPlatform(parsePlatform(platform))}, actual: ${formatPlatform(have)}`);
+    }
+    const warnings = !platform && !platformMatches(hostPlatform(), have)
+      ? [`The requested image's platform (${formatPlatform(have)}) does not match the detected host platform (${formatPlatform(hostPlatform())}) and no specific platform was requested`]
+      : [];
     const config = mergeImageConfig(req, imgConfig.config);
     processArgs(config);
     const hostConfig = normalizeHostConfig(HostConfig ?? {});
@@ -107,7 +115,7 @@ export class ContainerService {
       throw e;
     }
     this.#events.emit('container', 'create', rec.id, { image: rec.image, name: rec.name });
-    return rec;
+    return Object.assign(rec, { warnings });
   }
 
   list(opts: { all?: boolean; limit?: number; filters?: string | null }): ContainerRecord[] {

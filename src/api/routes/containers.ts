@@ -41,9 +41,9 @@ export function containerRoutes(svc: ContainerService): Route[] {
       method: 'POST', path: '/containers/create', handler: async (ctx) => {
         const body = await readJsonBody<Record<string, any>>(ctx.req);
         if (!body) throw invalidArgument('config cannot be empty in order to create a container');
-        const c = await svc.create(body, ctx.query.get('name') || undefined);
+        const c = await svc.create(body, ctx.query.get('name') || undefined, ctx.query.get('platform') || undefined);
         ctx.res.writeHead(201, { 'Content-Type': 'application/json' });
-        ctx.res.end(JSON.stringify({ Id: c.id, Warnings: [] }));
+        ctx.res.end(JSON.stringify({ Id: c.id, Warnings: c.warnings }));
       },
     },
     { method: 'POST', path: '/containers/prune', handler: (ctx) => svc.prune(ctx.query.get('filters')) },
@@ -138,10 +138,12 @@ async function attach(svc: ContainerService, ctx: Context): Promise<void> {
   const wantOut = boolParam(q, 'stdout');
   const wantErr = boolParam(q, 'stderr');
   const tty = Boolean(c.config.Tty);
+  // Registered before the 101 goes out: once the client sees it, it may start the container at once.
+  const connecting = svc.attach(c.id);
   const client = ctx.hijack();
   // A client that hangs up (a detach, a closed terminal) must never take the daemon down with EPIPE.
   client.on('error', () => {});
-  const conn: Duplex = await svc.attach(c.id);
+  const conn: Duplex = await connecting;
   conn.on('error', () => {});
   const deframer = new Deframer();
   conn.on('data', (chunk: Buffer) => {

@@ -26,6 +26,7 @@ const CREATE_OPTIONS = {
   'publish-all': { type: 'boolean', short: 'P' }, 'shm-size': { type: 'string' }, sysctl: { type: 'string', multiple: true }, 'oom-score-adj': { type: 'string' },
   'add-host': { type: 'string', multiple: true }, dns: { type: 'string', multiple: true }, 'dns-search': { type: 'string', multiple: true },
   ip: { type: 'string' }, 'network-alias': { type: 'string', multiple: true }, expose: { type: 'string', multiple: true },
+  'log-driver': { type: 'string' }, 'log-opt': { type: 'string', multiple: true },
 } as const;
 
 const RUN_OPTIONS = { ...CREATE_OPTIONS, detach: { type: 'boolean', short: 'd' }, rm: { type: 'boolean' }, 'detach-keys': { type: 'string' } } as const;
@@ -137,9 +138,21 @@ export function createBody(v: CreateValues, image: string, command: string[]): R
       SecurityOpt: v['security-opt'] ?? null, NetworkMode: v.network ?? 'default', PortBindings: ports, PublishAllPorts: Boolean(v['publish-all']),
       ShmSize: bytesFlag(v['shm-size'], 'shm-size'), Sysctls: Object.fromEntries((v.sysctl ?? []).map((s) => s.split('=') as [string, string])),
       OomScoreAdj: intFlag(v['oom-score-adj'], 'oom-score-adj') ?? 0, ExtraHosts: v['add-host'] ?? null, Dns: v.dns ?? [], DnsSearch: v['dns-search'] ?? [],
-      LogConfig: { Type: 'json-file', Config: {} },
+      LogConfig: logConfig(v['log-driver'], v['log-opt']),
     },
   };
+}
+
+/** `--log-driver` and `--log-opt k=v`: json-file is the one driver, with max-size and max-file. */
+function logConfig(driver: string | undefined, opts: string[] | undefined): { Type: string; Config: Record<string, string> } {
+  if (driver && driver !== 'json-file') throw new UsageError(`berth: Error response from daemon: logging driver "${driver}" is not supported: only json-file`, 125);
+  const config: Record<string, string> = {};
+  for (const o of opts ?? []) {
+    const i = o.indexOf('=');
+    if (i <= 0) throw new UsageError(`invalid argument "${o}" for "--log-opt" flag: invalid key value pair format: ${o}`, 125);
+    config[o.slice(0, i)] = o.slice(i + 1);
+  }
+  return { Type: 'json-file', Config: config };
 }
 
 /** `-v` values with a source (named volumes and host paths; a relative `./dir` made absolute), as HostConfig.Binds. */
@@ -234,7 +247,9 @@ Options:
     if (!detach && values.interactive) body.StdinOnce = true;
     let id: string;
     try {
-      id = (await ctx.client().json<{ Id: string }>('POST', '/containers/create', { query: { name: values.name, platform: values.platform }, body })).Id;
+      const created = await ctx.client().json<{ Id: string; Warnings: string[] | null }>('POST', '/containers/create', { query: { name: values.name, platform: values.platform }, body });
+      id = created.Id;
+      for (const w of created.Warnings ?? []) ctx.io.err(`WARNING: ${w}\n`);
     } catch (e) {
       if (e instanceof ApiError) {
         if (e.status === 404 && /No such image/.test(e.message) && values.pull !== 'never') ctx.io.err(`Unable to find image '${e.message.replace(/^No such image: /, '')}' locally\n`);

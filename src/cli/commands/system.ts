@@ -1,7 +1,5 @@
 import { arch } from 'node:os';
 import { type Command, CliError, confirm, filtersParam, flags, requireArgs } from '../command.ts';
-import { formatItems } from '../format/table.ts';
-import { parseTemplate } from '../format/template.ts';
 import { humanSize } from '../../common/units.ts';
 import { pruneImages } from './images.ts';
 import { CLIENT_API_VERSION } from '../../api-client/client.ts';
@@ -35,6 +33,7 @@ Options:
       }
     }
     if (values.format) {
+      const { parseTemplate } = await import('../format/template.ts');
       ctx.io.out(parseTemplate(values.format).execute({ Client: client, Server: server ?? null }) + '\n');
     } else {
       let s = `Client:\n Version:           ${client.Version}\n API version:       ${client.ApiVersion}\n Node version:      ${process.versions.node}\n OS/Arch:           ${client.Os}/${client.Arch}\n`;
@@ -61,6 +60,7 @@ Options:
     const { values } = flags(ctx, { format: { type: 'string', short: 'f' } }, this.usage);
     const i = await ctx.client().json<Record<string, any>>('GET', '/info');
     if (values.format) {
+      const { parseTemplate } = await import('../format/template.ts');
       ctx.io.out(parseTemplate(values.format).execute(i) + '\n');
       return;
     }
@@ -125,6 +125,7 @@ Options:
       { Type: 'Build Cache', TotalCount: String(du.BuildCache?.length ?? 0), Active: '0', Size: '0B', Reclaimable: '0B' },
     ];
     const format = values.format && values.format !== 'table' ? values.format : 'table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}';
+    const { formatItems } = await import('../format/table.ts');
     ctx.io.out(formatItems(format, rows, { Type: 'TYPE', TotalCount: 'TOTAL', Active: 'ACTIVE', Size: 'SIZE', Reclaimable: 'RECLAIMABLE' }));
   },
 };
@@ -183,7 +184,7 @@ Options:
       filter: { type: 'string', short: 'f', multiple: true }, format: { type: 'string' }, since: { type: 'string' }, until: { type: 'string' },
     }, this.usage);
     requireArgs(ctx, positionals, 0, 0, this.usage);
-    const tmpl = values.format && values.format !== 'json' ? parseTemplate(values.format) : undefined;
+    const tmpl = values.format && values.format !== 'json' ? (await import('../format/template.ts')).parseTemplate(values.format) : undefined;
     const res = await ctx.client().request('GET', '/events', {
       query: { since: values.since && eventTime(values.since), until: values.until && eventTime(values.until), filters: filtersParam(values.filter) },
     });
