@@ -9,6 +9,7 @@ import type { Logger } from '../common/log.ts';
 import type { ContainerRecord } from '../metadata/containers.ts';
 import type { OverlaySnapshotter } from '../snapshots/overlay.ts';
 import type { ExecHost } from './exec.ts';
+import { monitorAlive } from './monitor-state.ts';
 import { encodeSpec } from './oci-spec.ts';
 import { isMounted, mountRootfs, unmountRootfs } from './rootfs.ts';
 import { Runc } from './runc.ts';
@@ -238,14 +239,7 @@ export class RuncRuntime {
 
   async alive(c: ContainerRecord): Promise<boolean> {
     if (existsSync(join(this.runDir(c), 'exit.json'))) return false;
-    const pid = Number((await readFile(join(this.runDir(c), 'monitor.pid'), 'utf8').catch(() => '')).trim());
-    if (!pid) return false;
-    try {
-      process.kill(pid, 0);
-      return true;
-    } catch {
-      return false;
-    }
+    return monitorAlive(this.runDir(c));
   }
 
   signal(c: ContainerRecord, signal: string): Promise<void> {

@@ -1,3 +1,4 @@
+import { monitorAlive } from './monitor-state.ts';
 import { spawn } from 'node:child_process';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
@@ -193,13 +194,3 @@ export async function removeExecState(stateDir: string): Promise<void> {
   await rm(stateDir, { recursive: true, force: true });
 }
 
-async function monitorAlive(stateDir: string): Promise<boolean> {
-  const pid = Number((await readFile(join(stateDir, 'monitor.pid'), 'utf8').catch(() => '')).trim());
-  if (!pid) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}

@@ -5,7 +5,8 @@ import { Deframer } from '../../common/stdcopy.ts';
 import { humanDuration, parseBytes } from '../../common/units.ts';
 import { type Command, type CommandContext, CliError, UsageError, filtersParam, flags, requireArgs, splitAtFirstPositional } from '../command.ts';
 import { formatItems } from '../format/table.ts';
-import { openSession } from '../session.ts';
+import type { Socket } from 'node:net';
+import { type Session, openSession } from '../session.ts';
 
 const short = (id: string) => id.slice(0, 12);
 
@@ -272,18 +273,22 @@ Options:
       stream, tty, stdin: Boolean(values.interactive), detachKeys: values['detach-keys'],
       resize: (h, w) => client.request('POST', `/containers/${id}/resize`, { query: { h, w } }).then((r) => void r.resume()),
     });
-    try {
-      await start(ctx, id, 'run');
-      session.startResizing();
-      if ((await session.done) === 'detached') return 0;
-      const status = await waitRes;
-      return status.StatusCode;
-    } finally {
-      session.restore();
-      stream.destroy();
-    }
+    return startAttached(ctx, id, 'run', session, stream, waitRes);
   },
 };
+
+/** Starts a container a session is already attached to and follows it: its exit code, or 0 if the user detached. */
+async function startAttached(ctx: CommandContext, id: string, verb: string, session: Session, stream: Socket, waitRes: Promise<{ StatusCode: number }>): Promise<number> {
+  try {
+    await start(ctx, id, verb);
+    session.startResizing();
+    if ((await session.done) === 'detached') return 0;
+    return (await waitRes).StatusCode;
+  } finally {
+    session.restore();
+    stream.destroy();
+  }
+}
 
 async function start(ctx: CommandContext, id: string, verb: string): Promise<void> {
   try {
@@ -368,16 +373,7 @@ Options:
         stream, tty: c.Config.Tty, stdin: Boolean(values.interactive), detachKeys: values['detach-keys'],
         resize: (h, w) => ctx.client().request('POST', `/containers/${c.Id}/resize`, { query: { h, w } }).then((r) => void r.resume()),
       });
-      try {
-        await start(ctx, c.Id, 'start');
-        session.startResizing();
-        if ((await session.done) === 'detached') return 0;
-        const status = await waitRes;
-        return status.StatusCode;
-      } finally {
-        session.restore();
-        stream.destroy();
-      }
+      return startAttached(ctx, c.Id, 'start', session, stream, waitRes);
     }
     return eachContainer(ctx, positionals, (n) => ctx.client().request('POST', `/containers/${encodeURIComponent(n)}/start`).then((r) => void r.resume()));
   },
