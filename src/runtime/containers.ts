@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm, writeFile, watch } from 'node:fs/promises';
+import { existsSync, watch as watchDir } from 'node:fs';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
 
 import { join } from 'node:path';
@@ -114,8 +114,8 @@ export class RuncRuntime {
       await rm(runDir, { recursive: true, force: true });
       await mkdir(runDir, { recursive: true, mode: 0o700 });
       await mkdir(this.#runc.root, { recursive: true, mode: 0o700 });
-      // A leftover runc state from a crash would make create fail.
-      await this.#runc.delete(c.id, { force: true }).catch(() => {});
+      // A leftover runc state from a crash would make create fail; runc has one only if its directory exists.
+      if (existsSync(join(this.#runc.root, c.id))) await this.#runc.delete(c.id, { force: true }).catch(() => {});
       const pid = await this.#spawnMonitor(c, runDir);
       await beforeExec();
       try {
@@ -212,22 +212,34 @@ export class RuncRuntime {
   }
 
   async exited(c: ContainerRecord): Promise<ExitInfo> {
-    const exitFile = join(this.runDir(c), 'exit.json');
+    const dir = this.runDir(c);
+    const exitFile = join(dir, 'exit.json');
     const read = () => readFile(exitFile, 'utf8').catch((e) => (errno(e) === 'ENOENT' ? undefined : Promise.reject(e)));
-    for (;;) {
-      let text = await read();
-      // The monitor writes exit.json and then exits: a dead monitor is only a lost exit if the file is still absent after.
-      if (text === undefined && !(await this.alive(c))) {
-        text = await read();
-        if (text === undefined) {
-          return { exitCode: 255, oomKilled: false, finishedAt: new Date().toISOString(), error: 'the container monitor died without recording an exit' };
+    // The watch starts before the first look, so an exit.json written in between is never missed.
+    let wake: (() => void) | undefined;
+    let changed = false;
+    const watcher = existsSync(dir) ? watchDir(dir, () => { changed = true; wake?.(); }) : undefined;
+    try {
+      for (;;) {
+        changed = false;
+        let text = await read();
+        // The monitor writes exit.json and then exits: a dead monitor is only a lost exit if the file is still absent after.
+        if (text === undefined && !(await this.alive(c))) {
+          text = await read();
+          if (text === undefined) {
+            return { exitCode: 255, oomKilled: false, finishedAt: new Date().toISOString(), error: 'the container monitor died without recording an exit' };
+          }
         }
+        if (text !== undefined) {
+          const x = JSON.parse(text) as { exit_code: number; signal: number; exited_at: string };
+          return { exitCode: x.exit_code, oomKilled: await this.#oomKilled(c), finishedAt: x.exited_at };
+        }
+        // The timer is only a backstop (a monitor killed without a trace makes no file event).
+        if (!changed) await new Promise<void>((r) => { wake = r; setTimeout(r, 1000); });
+        wake = undefined;
       }
-      if (text !== undefined) {
-        const x = JSON.parse(text) as { exit_code: number; signal: number; exited_at: string };
-        return { exitCode: x.exit_code, oomKilled: await this.#oomKilled(c), finishedAt: x.exited_at };
-      }
-      await waitForFile(this.runDir(c), 'exit.json', 1000);
+    } finally {
+      watcher?.close();
     }
   }
 
@@ -334,7 +346,8 @@ export class RuncRuntime {
 
   /** After an exit: runc's record, the cgroup and the rootfs mount go; the container's files stay. */
   async cleanup(c: ContainerRecord): Promise<void> {
-    await this.#runc.delete(c.id, { force: true }).catch(() => {});
+    // runc keeps an exited container's record until it is deleted; a start that failed before create left none.
+    if (existsSync(join(this.#runc.root, c.id))) await this.#runc.delete(c.id, { force: true }).catch(() => {});
     const rootfs = join(this.dir(c), 'rootfs');
     if (await isMounted(rootfs)) await unmountRootfs(rootfs).catch(() => unmountRootfs(rootfs, true));
     await this.#o.releaseMounts?.(c);
@@ -380,18 +393,5 @@ function findOnPath(name: string): string {
     if (existsSync(p)) return p;
   }
   return `/usr/sbin/${name}`;
-}
-
-async function waitForFile(dir: string, name: string, maxMs: number): Promise<void> {
-  const ac = new AbortController();
-  const timer = setTimeout(() => ac.abort(), maxMs);
-  try {
-    for await (const e of watch(dir, { signal: ac.signal })) if (e.filename === name) break;
-  } catch (e) {
-    if ((e as Error).name !== 'AbortError' && errno(e) !== 'ENOENT') throw e;
-    if (errno(e) === 'ENOENT') await new Promise((r) => setTimeout(r, maxMs));
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
