@@ -967,7 +967,9 @@ static char *state_path(const char *name)
 	return p;
 }
 
-/* tmp + fsync + rename + fsync(dir) */
+/* tmp + rename: readers see the whole file or none. No fsync: these files matter while the host
+ * is up (a daemon crash loses no page cache), and a power loss ends the container with them; the
+ * two fsyncs cost more than the rest of a container's start-up. */
 static int write_state_file(const char *name, const char *content)
 {
 	char tmp[64];
@@ -975,7 +977,7 @@ static int write_state_file(const char *name, const char *content)
 	int fd = openat(dirfd_state, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return -1;
-	if (write_all(fd, content, strlen(content)) < 0 || fsync(fd) < 0) {
+	if (write_all(fd, content, strlen(content)) < 0) {
 		close(fd);
 		unlinkat(dirfd_state, tmp, 0);
 		return -1;
@@ -983,7 +985,6 @@ static int write_state_file(const char *name, const char *content)
 	close(fd);
 	if (renameat(dirfd_state, tmp, dirfd_state, name) < 0)
 		return -1;
-	fsync(dirfd_state);
 	return 0;
 }
 
