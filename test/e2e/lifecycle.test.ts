@@ -103,6 +103,41 @@ describe('container lifecycle verbs and listing', () => {
     d.berth(['rm', '-f', 'alpha', 'beta', 'gamma']);
   });
 
+  test('a --rm container that exits while berthd is down is removed at the next start; one that runs on keeps running', async () => {
+    d.berth(['run', '-d', '--rm', '--name', 'gone-soon', 'busybox', 'sleep', '1']);
+    d.berth(['run', '-d', '--rm', '--name', 'stays', 'busybox', 'sleep', '100']);
+    d.berth(['run', '-d', '--name', 'exits-away', 'busybox', 'sh', '-c', 'sleep 1; exit 9']);
+    await d.kill9();
+    await sleep(1800);
+    await d.startProcess();
+    await sleep(500);
+    assert.notEqual(d.berth(['inspect', 'gone-soon']).code, 0, 'removed');
+    assert.equal(d.berth(['inspect', '--format', '{{.State.Status}}', 'stays']).stdout.trim(), 'running');
+    assert.equal(d.berth(['inspect', '--format', '{{.State.Status}} {{.State.ExitCode}}', 'exits-away']).stdout.trim(), 'exited 9');
+    d.berth(['rm', '-f', 'stays', 'exits-away']);
+  });
+
+  test('unknown and ambiguous container references get Docker-shaped errors', () => {
+    for (const cli of ['berth', 'docker'] as const) {
+      const r = cli === 'berth' ? d.berth(['stop', 'no-such-container']) : d.docker(['stop', 'no-such-container']);
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, /No such container: no-such-container/);
+    }
+    // Make two containers whose IDs share a first hex digit, then use that digit alone.
+    const ids: string[] = [];
+    for (let i = 0; i < 40; i++) {
+      ids.push(d.berth(['create', 'busybox', 'true']).stdout.trim());
+      const first = ids.at(-1)![0];
+      if (ids.filter((x) => x[0] === first).length === 2) {
+        const r = d.docker(['inspect', '--type', 'container', first]);
+        assert.notEqual(r.code, 0);
+        assert.match(r.stderr, /multiple IDs found with provided prefix/);
+        break;
+      }
+    }
+    d.berth(['rm', ...ids]);
+  });
+
   test('container events: create, start, die and destroy', () => {
     const since = (Date.now() / 1000 - 0.5).toFixed(3);
     d.berth(['run', '--rm', '--name', 'evented', 'busybox', 'true']);
