@@ -4,7 +4,6 @@ import { ApiError } from '../../api-client/client.ts';
 import { Deframer } from '../../common/stdcopy.ts';
 import { humanDuration, parseBytes } from '../../common/units.ts';
 import { type Command, type CommandContext, CliError, UsageError, filtersParam, flags, requireArgs, splitAtFirstPositional } from '../command.ts';
-import { formatItems } from '../format/table.ts';
 import type { Socket } from 'node:net';
 import { type Session, openSession } from '../session.ts';
 
@@ -538,7 +537,7 @@ Options:
     }));
     const format = values.quiet ? '{{.ID}}' : values.format && values.format !== 'table' ? values.format
       : 'table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}';
-    ctx.io.out(formatItems(format, rows, {
+    ctx.io.out((await import('../format/table.ts')).formatItems(format, rows, {
       ID: 'CONTAINER ID', Image: 'IMAGE', Command: 'COMMAND', CreatedAt: 'CREATED AT', RunningFor: 'CREATED', Ports: 'PORTS', State: 'STATE',
       Status: 'STATUS', Size: 'SIZE', Names: 'NAMES', Labels: 'LABELS', Mounts: 'MOUNTS', Networks: 'NETWORKS',
     }));
