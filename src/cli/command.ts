@@ -1,4 +1,6 @@
-import { createReadStream, type ReadStream } from 'node:fs';
+import { createReadStream, createWriteStream, type ReadStream } from 'node:fs';
+import { rename, rm } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { ApiClient } from '../api-client/client.ts';
 
@@ -144,4 +146,20 @@ export function splitAtFirstPositional(args: string[], options: Options): { flag
     i += takesValue(a) ? 2 : 1;
   }
   return { flags: args.slice(0, i), rest: args.slice(i) };
+}
+
+/** Writes an archive to `output`, which appears only whole (written beside its name, then renamed), or to stdout. */
+export async function writeOutput(src: AsyncIterable<Uint8Array> | NodeJS.ReadableStream, output: string | undefined, stdout: NodeJS.WriteStream): Promise<void> {
+  if (!output) {
+    await pipeline(src as NodeJS.ReadableStream, stdout, { end: false });
+    return;
+  }
+  const tmp = `${output}.tmp-${process.pid}`;
+  try {
+    await pipeline(src as NodeJS.ReadableStream, createWriteStream(tmp));
+    await rename(tmp, output);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
 }

@@ -600,21 +600,8 @@ function formatMtime(m: number): string {
   return m.toFixed(9).replace(/0+$/, '').replace(/\.$/, '');
 }
 
-interface Normalised {
-  name: string;
-  type: TarEntryType;
-  mode: number;
-  uid: number;
-  gid: number;
-  uname: string;
-  gname: string;
-  size: number;
-  mtime: number;
-  linkname: string;
-  devmajor: number;
-  devminor: number;
-  xattrs: Record<string, Buffer>;
-}
+/** A write entry's header with every field filled in. */
+type Normalised = TarHeader;
 
 const TYPEFLAG: Record<TarEntryType, string> = {
   file: '0',

@@ -1,11 +1,11 @@
-import { createReadStream, createWriteStream, type Stats } from 'node:fs';
-import { chmod, link, lstat, lutimes, mkdir, open, readdir, readlink, realpath, rename, rm, stat, symlink, unlink } from 'node:fs/promises';
+import { createReadStream, type Stats } from 'node:fs';
+import { chmod, link, lstat, lutimes, mkdir, open, readdir, readlink, realpath, stat, symlink, unlink } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { ApiClient } from '../../api-client/client.ts';
 import { ApiError } from '../../api-client/client.ts';
 import { type TarEntryType, type TarWriteEntry, readTar, writeTar } from '../../common/tar.ts';
-import { type Command, CliError, UsageError, flags, requireArgs } from '../command.ts';
+import { type Command, CliError, UsageError, flags, requireArgs, writeOutput } from '../command.ts';
 
 const KIND = ['C', 'A', 'D'];
 
@@ -86,20 +86,6 @@ Options:
   },
 };
 
-async function writeOutput(src: AsyncIterable<Uint8Array> | NodeJS.ReadableStream, output: string | undefined, stdout: NodeJS.WriteStream): Promise<void> {
-  if (!output) {
-    await pipeline(src as NodeJS.ReadableStream, stdout, { end: false });
-    return;
-  }
-  const tmp = `${output}.tmp-${process.pid}`;
-  try {
-    await pipeline(src as NodeJS.ReadableStream, createWriteStream(tmp));
-    await rename(tmp, output);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw e;
-  }
-}
 
 // ---------------------------------------------------------------------------
 // cp

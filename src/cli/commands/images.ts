@@ -1,8 +1,5 @@
-import { createWriteStream } from 'node:fs';
-import { rename, unlink } from 'node:fs/promises';
-import { pipeline } from 'node:stream/promises';
 import { ApiError } from '../../api-client/client.ts';
-import { type Command, type CommandContext, CliError, confirm, filtersParam, flags, openInput, requireArgs } from '../command.ts';
+import { type Command, type CommandContext, CliError, confirm, filtersParam, flags, openInput, requireArgs, writeOutput } from '../command.ts';
 import { formatItems } from '../format/table.ts';
 import { parseTemplate } from '../format/template.ts';
 import { goTime, humanDuration, humanSize } from '../../common/units.ts';
@@ -378,15 +375,11 @@ Options:
     requireArgs(ctx, positionals, 1, Infinity, this.usage);
     if (!values.output && ctx.io.isTTY) throw new CliError('Cowardly refusing to save to a terminal. Use the -o flag or redirect');
     const res = await ctx.client().request('GET', '/images/get', { query: { names: positionals } });
-    // A file appears only whole: written beside its name, renamed at the end.
-    const tmp = values.output && `${values.output}.tmp-${process.pid}`;
     try {
-      await pipeline(res, tmp ? createWriteStream(tmp) : ctx.io.stdout, { end: Boolean(tmp) });
+      await writeOutput(res, values.output, ctx.io.stdout);
     } catch (e) {
-      if (tmp) await unlink(tmp).catch(() => {});
       throw new CliError(`Error: the archive was cut short: ${(e as Error).message}`);
     }
-    if (tmp) await rename(tmp, values.output!);
   },
 };
 
