@@ -47,6 +47,14 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   'volume inspect': () => import('./commands/volumes.ts').then((m) => m.volumeInspect),
   'volume rm': () => import('./commands/volumes.ts').then((m) => m.volumeRm),
   'volume prune': () => import('./commands/volumes.ts').then((m) => m.volumePrune),
+  'container port': () => import('./commands/containers.ts').then((m) => m.port),
+  'network create': () => import('./commands/networks.ts').then((m) => m.networkCreate),
+  'network ls': () => import('./commands/networks.ts').then((m) => m.networkLs),
+  'network inspect': () => import('./commands/networks.ts').then((m) => m.networkInspect),
+  'network rm': () => import('./commands/networks.ts').then((m) => m.networkRm),
+  'network prune': () => import('./commands/networks.ts').then((m) => m.networkPrune),
+  'network connect': () => import('./commands/networks.ts').then((m) => m.networkConnect),
+  'network disconnect': () => import('./commands/networks.ts').then((m) => m.networkDisconnect),
 };
 
 /** Docker's short forms and synonyms. */
@@ -60,6 +68,7 @@ const ALIASES: Record<string, string> = {
   wait: 'container wait', rename: 'container rename', logs: 'container logs', ps: 'container ls', 'container ps': 'container ls',
   'container list': 'container ls', exec: 'container exec', attach: 'container attach',
   'volume list': 'volume ls', 'volume remove': 'volume rm',
+  'network list': 'network ls', 'network remove': 'network rm', port: 'container port',
   top: 'container top', stats: 'container stats', update: 'container update',
 };
 
@@ -79,6 +88,7 @@ Common Commands:
 Management Commands:
   container   Manage containers
   image       Manage images
+  network     Manage networks
   system      Manage berth
   volume      Manage volumes
 
@@ -91,6 +101,7 @@ Commands:
   history     Show the history of an image
   import      Import the contents from a tarball to create a filesystem image
   load        Load an image from a tar archive or STDIN
+  port        List port mappings or a specific mapping for the container
   rmi         Remove one or more images
   save        Save one or more images to a tar archive (streamed to STDOUT by default)
   tag         Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
@@ -131,7 +142,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
   if (ALIASES[two] || COMMANDS[two]) {
     name = two;
     args = rest.slice(2);
-  } else if (rest[0] === 'image' || rest[0] === 'system' || rest[0] === 'container' || rest[0] === 'volume') {
+  } else if (rest[0] === 'image' || rest[0] === 'system' || rest[0] === 'container' || rest[0] === 'volume' || rest[0] === 'network') {
     io.err(rest[1] ? `berth: '${two}' is not a berth command.\nSee 'berth ${rest[0]} --help'\n` : `Usage:  berth ${rest[0]} COMMAND\n`);
     return rest[1] ? 1 : 0;
   }

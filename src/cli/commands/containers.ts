@@ -6,6 +6,7 @@ import { humanDuration, parseBytes } from '../../common/units.ts';
 import { type Command, type CommandContext, CliError, UsageError, filtersParam, flags, requireArgs, splitAtFirstPositional } from '../command.ts';
 import type { Socket } from 'node:net';
 import { type Session, openSession } from '../session.ts';
+import { type ListPort, displayablePorts, isIP, joinHostPort, naturalLess, parseExpose, parsePublishList } from '../ports.ts';
 
 const short = (id: string) => id.slice(0, 12);
 
@@ -22,10 +23,10 @@ const CREATE_OPTIONS = {
   'cap-add': { type: 'string', multiple: true }, 'cap-drop': { type: 'string', multiple: true }, privileged: { type: 'boolean' },
   'security-opt': { type: 'string', multiple: true }, platform: { type: 'string' }, pull: { type: 'string' },
   'health-cmd': { type: 'string' }, 'health-interval': { type: 'string' }, 'health-timeout': { type: 'string' }, 'health-retries': { type: 'string' },
-  'health-start-period': { type: 'string' }, 'no-healthcheck': { type: 'boolean' }, network: { type: 'string' }, publish: { type: 'string', short: 'p', multiple: true },
+  'health-start-period': { type: 'string' }, 'no-healthcheck': { type: 'boolean' }, network: { type: 'string', multiple: true }, publish: { type: 'string', short: 'p', multiple: true },
   'publish-all': { type: 'boolean', short: 'P' }, 'shm-size': { type: 'string' }, sysctl: { type: 'string', multiple: true }, 'oom-score-adj': { type: 'string' },
   'add-host': { type: 'string', multiple: true }, dns: { type: 'string', multiple: true }, 'dns-search': { type: 'string', multiple: true },
-  ip: { type: 'string' }, 'network-alias': { type: 'string', multiple: true }, expose: { type: 'string', multiple: true },
+  ip: { type: 'string' }, ip6: { type: 'string' }, 'network-alias': { type: 'string', multiple: true }, expose: { type: 'string', multiple: true },
   'log-driver': { type: 'string' }, 'log-opt': { type: 'string', multiple: true },
 } as const;
 
@@ -110,16 +111,16 @@ export function createBody(v: CreateValues, image: string, command: string[]): R
   }
   const cpus = v.cpus === undefined ? undefined : Number(v.cpus);
   if (cpus !== undefined && !(cpus >= 0)) throw new UsageError(`invalid argument "${v.cpus}" for "--cpus" flag: failed to parse ${v.cpus} as a rational number`, 125);
-  const exposed: Record<string, object> = {};
-  for (const e of v.expose ?? []) exposed[e.includes('/') ? e : `${e}/tcp`] = {};
-  const ports: Record<string, { HostIp: string; HostPort: string }[]> = {};
-  for (const p of v.publish ?? []) {
-    const m = /^(?:(?:\[?([0-9a-fA-F.:]+)\]?):)??(?:(\d*(?:-\d+)?):)?(\d+(?:-\d+)?)(?:\/(tcp|udp|sctp))?$/.exec(p);
-    if (!m) throw new UsageError(`invalid argument "${p}" for "-p, --publish" flag: Invalid containerPort: ${p}`, 125);
-    const key = `${m[3]}/${m[4] ?? 'tcp'}`;
-    exposed[key] = {};
-    (ports[key] ??= []).push({ HostIp: m[1] ?? '', HostPort: m[2] ?? '' });
+  // As docker: every published port is exposed too, and --expose takes ranges.
+  let published;
+  try {
+    published = parsePublishList(v.publish ?? []);
+    for (const e of v.expose ?? []) for (const p of parseExpose(e)) published.exposed[p] = {};
+  } catch (e) {
+    throw new UsageError((e as Error).message, 125);
   }
+  const { exposed, bindings: ports } = published;
+  const net = networking(v);
   return {
     Image: image, Cmd: command.length ? command : undefined, Entrypoint: v.entrypoint === undefined ? undefined : [v.entrypoint],
     Env: env, WorkingDir: v.workdir ?? '', User: v.user ?? '', Hostname: v.hostname ?? '', Labels: labels,
@@ -135,12 +136,56 @@ export function createBody(v: CreateValues, image: string, command: string[]): R
       CpuShares: intFlag(v['cpu-shares'], 'cpu-shares') ?? 0, CpusetCpus: v['cpuset-cpus'] ?? '', CpusetMems: v['cpuset-mems'] ?? '',
       PidsLimit: intFlag(v['pids-limit'], 'pids-limit') ?? null, Ulimits: ulimits.length ? ulimits : null, Init: v.init ?? null,
       RestartPolicy: restart, CapAdd: v['cap-add'] ?? null, CapDrop: v['cap-drop'] ?? null, Privileged: Boolean(v.privileged),
-      SecurityOpt: v['security-opt'] ?? null, NetworkMode: v.network ?? 'default', PortBindings: ports, PublishAllPorts: Boolean(v['publish-all']),
+      SecurityOpt: v['security-opt'] ?? null, NetworkMode: net.mode, PortBindings: ports, PublishAllPorts: Boolean(v['publish-all']),
       ShmSize: bytesFlag(v['shm-size'], 'shm-size'), Sysctls: Object.fromEntries((v.sysctl ?? []).map((s) => s.split('=') as [string, string])),
       OomScoreAdj: intFlag(v['oom-score-adj'], 'oom-score-adj') ?? 0, ExtraHosts: v['add-host'] ?? null, Dns: v.dns ?? [], DnsSearch: v['dns-search'] ?? [],
       LogConfig: logConfig(v['log-driver'], v['log-opt']),
     },
+    NetworkingConfig: net.endpoints ? { EndpointsConfig: net.endpoints } : undefined,
   };
+}
+
+/** docker's NetworkMode.IsUserDefined: not default, bridge, host, none or container:<id>. */
+function userDefinedNetwork(name: string): boolean {
+  return !['default', 'bridge', 'host', 'none'].includes(name) && !name.startsWith('container:');
+}
+
+/** `--ip`/`--ip6` as pflag's IP flags check them. */
+function ipFlag(value: string | undefined, flag: string): string | undefined {
+  if (value === undefined || value === '') return undefined;
+  if (!isIP(value.trim())) throw new UsageError(`invalid argument "${value}" for "--${flag}" flag: invalid string being converted to IP address: ${value}`, 125);
+  return value.trim();
+}
+
+/**
+ * `--network`, `--ip`, `--ip6` and `--network-alias` as docker's parseNetworkOpts reads them:
+ * NetworkMode is the first network; --ip, --ip6 and --network-alias configure that first
+ * endpoint. A lone network with no endpoint options sends no NetworkingConfig.
+ */
+function networking(v: CreateValues): { mode: string; endpoints?: Record<string, Record<string, unknown>> } {
+  const nets = v.network ?? [];
+  const targets = nets.length ? nets : ['default'];
+  const aliases = v['network-alias'] ?? [];
+  const ip4 = ipFlag(v.ip, 'ip');
+  const ip6 = ipFlag(v.ip6, 'ip6');
+  const endpoints: Record<string, Record<string, unknown>> = {};
+  let userDefined = false, builtin = false;
+  targets.forEach((target, i) => {
+    if (target.trim() === '') throw new UsageError('no name set for network', 125);
+    if (userDefinedNetwork(target)) userDefined = true;
+    else builtin = true;
+    const ep: Record<string, unknown> = {};
+    if (i === 0 && aliases.length) {
+      if (!userDefinedNetwork(target)) throw new UsageError('network-scoped aliases are only supported for user-defined networks', 125);
+      ep.Aliases = [...aliases];
+    }
+    if (i === 0 && (ip4 || ip6)) ep.IPAMConfig = { ...(ip4 && { IPv4Address: ip4 }), ...(ip6 && { IPv6Address: ip6 }) };
+    if (endpoints[target]) throw new UsageError(`network "${target}" is specified multiple times`, 125);
+    if (targets.length === 1 && Object.keys(ep).length === 0) return;
+    endpoints[target] = ep;
+  });
+  if (userDefined && builtin) throw new UsageError('conflicting options: cannot attach both user-defined and non-user-defined network-modes', 125);
+  return { mode: nets[0] ?? 'default', endpoints: Object.keys(endpoints).length ? endpoints : undefined };
 }
 
 /** `--log-driver` and `--log-opt k=v`: json-file is the one driver, with max-size and max-file. */
@@ -516,7 +561,7 @@ Options:
     }, this.usage);
     requireArgs(ctx, positionals, 0, 0, this.usage);
     const limit = values.latest ? 1 : values.last ? Number(values.last) : undefined;
-    const list = await ctx.client().json<{ Id: string; Names: string[]; Image: string; Command: string; Created: number; Status: string; State: string; Ports: unknown[]; Labels: Record<string, string>; Mounts?: { Name?: string; Source: string }[] }[]>(
+    const list = await ctx.client().json<{ Id: string; Names: string[]; Image: string; Command: string; Created: number; Status: string; State: string; Ports: ListPort[] | null; Labels: Record<string, string>; Mounts?: { Name?: string; Source: string }[]; NetworkSettings?: { Networks?: Record<string, unknown> | null } | null }[]>(
       'GET', '/containers/json', { query: { all: values.all, limit, filters: filtersParam(values.filter), size: values.size } });
     const trunc = !values['no-trunc'];
     const now = Date.now();
@@ -526,14 +571,14 @@ Options:
       Command: trunc ? JSON.stringify(c.Command.length > 20 ? `${c.Command.slice(0, 19)}…` : c.Command) : JSON.stringify(c.Command),
       CreatedAt: new Date(c.Created * 1000).toISOString(),
       RunningFor: `${humanDuration(now - c.Created * 1000)} ago`,
-      Ports: '',
+      Ports: displayablePorts(c.Ports ?? []),
       State: c.State,
       Status: c.Status,
       Size: '0B',
       Names: c.Names.map((n) => n.replace(/^\//, '')).join(','),
       Labels: Object.entries(c.Labels ?? {}).map(([k, v]) => `${k}=${v}`).join(','),
       Mounts: (c.Mounts ?? []).map((m) => m.Name || m.Source).map((n) => (trunc && [...n].length > 15 ? `${[...n].slice(0, 14).join('')}…` : n)).join(','),
-      Networks: '',
+      Networks: Object.keys(c.NetworkSettings?.Networks ?? {}).sort().join(','),
     }));
     const format = values.quiet ? '{{.ID}}' : values.format && values.format !== 'table' ? values.format
       : 'table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}';
@@ -544,3 +589,41 @@ Options:
   },
 };
 
+/** docker port: NetworkSettings.Ports from inspect, as `80/tcp -> 0.0.0.0:8080`, naturally sorted. */
+export const port: Command = {
+  usage: `Usage:  berth port CONTAINER [PRIVATE_PORT[/PROTO]]
+
+List port mappings or a specific mapping for the container
+
+Aliases:
+  berth container port, berth port
+`,
+  description: 'List port mappings or a specific mapping for the container',
+  async run(ctx) {
+    const { positionals } = flags(ctx, {}, this.usage);
+    requireArgs(ctx, positionals, 1, 2, this.usage);
+    const [name, wanted] = positionals;
+    const c = await ctx.client().json<{ NetworkSettings?: { Ports?: Record<string, { HostIp: string; HostPort: string }[] | null> | null } }>(
+      'GET', `/containers/${encodeURIComponent(name)}/json`);
+    const ports = c.NetworkSettings?.Ports ?? {};
+    const out: string[] = [];
+    if (wanted !== undefined) {
+      const slash = wanted.indexOf('/');
+      const num = slash < 0 ? wanted : wanted.slice(0, slash);
+      const proto = slash < 0 || slash === wanted.length - 1 ? 'tcp' : wanted.slice(slash + 1);
+      if (!/^\d+$/.test(num) || Number(num) > 65535) {
+        throw new CliError(`Error: invalid port (${num}): strconv.ParseUint: parsing ${JSON.stringify(num)}: ${/^\d+$/.test(num) ? 'value out of range' : 'invalid syntax'}`);
+      }
+      const key = `${num}/${proto}`;
+      const frontends = ports[key];
+      if (!frontends) throw new CliError(`Error: No public port '${wanted}' published for ${name}`);
+      for (const f of frontends) out.push(joinHostPort(f.HostIp, f.HostPort));
+    } else {
+      for (const [from, frontends] of Object.entries(ports)) {
+        for (const f of frontends ?? []) out.push(`${from} -> ${joinHostPort(f.HostIp, f.HostPort)}`);
+      }
+    }
+    out.sort((a, b) => (naturalLess(a, b) ? -1 : naturalLess(b, a) ? 1 : 0));
+    if (out.length) ctx.io.out(`${out.join('\n')}\n`);
+  },
+};
