@@ -9,6 +9,7 @@ const STATUS: Record<ErrorCode, number> = {
   Conflict: 409,
   InvalidArgument: 400,
   FailedPrecondition: 409,
+  Forbidden: 403,
   Unauthorized: 401,
   Unavailable: 503,
   NotImplemented: 501,

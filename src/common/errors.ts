@@ -9,6 +9,8 @@ export const ErrorCode = {
   Conflict: 'Conflict',
   InvalidArgument: 'InvalidArgument',
   FailedPrecondition: 'FailedPrecondition',
+  /** Allowed in general, refused for this object (Docker's 403: a predefined network, a network in use). */
+  Forbidden: 'Forbidden',
   Unauthorized: 'Unauthorized',
   Unavailable: 'Unavailable',
   NotImplemented: 'NotImplemented',
@@ -30,6 +32,7 @@ export const alreadyExists = (msg: string, cause?: unknown) => new BerthError(Er
 export const conflict = (msg: string, cause?: unknown) => new BerthError(ErrorCode.Conflict, msg, { cause });
 export const invalidArgument = (msg: string, cause?: unknown) => new BerthError(ErrorCode.InvalidArgument, msg, { cause });
 export const failedPrecondition = (msg: string, cause?: unknown) => new BerthError(ErrorCode.FailedPrecondition, msg, { cause });
+export const forbidden = (msg: string, cause?: unknown) => new BerthError(ErrorCode.Forbidden, msg, { cause });
 export const unavailable = (msg: string, cause?: unknown) => new BerthError(ErrorCode.Unavailable, msg, { cause });
 export const notImplemented = (msg: string, cause?: unknown) => new BerthError(ErrorCode.NotImplemented, msg, { cause });
 

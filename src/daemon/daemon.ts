@@ -38,6 +38,9 @@ import { volumeRoutes } from '../api/routes/volumes.ts';
 import type { MountRequest } from '../runtime/spec.ts';
 import { VolumeService } from '../services/volumes.ts';
 import { VolumeStore } from '../volumes/store.ts';
+import { NetworkStore } from '../network/store.ts';
+import { type NetworkOptions, NetworkService } from '../services/networks.ts';
+import { networkRoutes } from '../api/routes/networks.ts';
 
 export const VERSION = '0.1.0';
 
@@ -45,6 +48,7 @@ export interface DaemonOptions {
   dataRoot: string;
   socket: string;
   log: Logger;
+  network?: NetworkOptions;
 }
 
 export interface RunningDaemon {
@@ -98,7 +102,12 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       releaseMounts: (c) => volumes.releaseContainer(c.id),
       populateVolumes: (c, rootfs) => volumes.populate(c.id, rootfs),
     });
-    const containers = new ContainerService({ store: containerStore, images: imageService, runtime, events, log: log.child({ module: 'containers' }), volumes });
+    const networks = new NetworkService({
+      store: new NetworkStore(db), containers: containerStore, events, log: log.child({ module: 'network' }),
+      options: opts.network ?? { bridge: 'berth0' },
+    });
+    await networks.init();
+    const containers = new ContainerService({ store: containerStore, images: imageService, runtime, events, log: log.child({ module: 'containers' }), volumes, networks });
     const containerFs = new ContainerFsService({
       containers, images: imageService, snapshots, events, log: log.child({ module: 'container-fs' }),
       rootfsPath: (c) => join(runtime.dir(c), 'rootfs'), scratch: join(dataRoot, 'tmp'), mountsOf: (c) => volumes.mountsJson(c.id),
@@ -136,7 +145,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
         images: imageService,
         graphDriverData: (id) => graphData(snapshots, images.layers(id).map((l) => l.diffId)),
       }),
-      ...containerRoutes(containers),
+      ...containerRoutes(containers, networks),
+      ...networkRoutes(networks),
       ...containerFsRoutes(containerFs),
       ...execRoutes(execs),
       ...containerOpsRoutes(ops),
@@ -158,6 +168,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     return {
       async close() {
         health.close();
+        await networks.close();
         await new Promise<void>((resolve) => {
           server.close(() => resolve());
           for (const c of conns) c.destroy();

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { open, readFile, unlink } from 'node:fs/promises';
 import { errno, failedPrecondition } from '../common/errors.ts';
 
@@ -30,8 +31,13 @@ export async function acquirePidfile(path: string): Promise<() => Promise<void>>
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
     return errno(e) === 'EPERM';
+  }
+  // A killed daemon whose parent has not reaped it yet still answers signal 0: a zombie holds nothing.
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
   }
 }

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { isBerthError } from '../common/errors.ts';
 import { createLogger, type LogLevel } from '../common/log.ts';
+import { parsePool } from '../network/ipam.ts';
 import { startDaemon, VERSION } from './daemon.ts';
 
 const USAGE = `Usage: berthd [OPTIONS]
@@ -8,7 +9,12 @@ const USAGE = `Usage: berthd [OPTIONS]
 A container engine that speaks the Docker Engine API.
 
 Options:
+  -b, --bridge string      The default bridge network's device; made if missing (default "berth0")
+      --bip string         The default bridge's address and prefix, e.g. 172.17.0.1/16 (default: the first free pool)
       --data-root string   Root directory of persistent state (default "/var/lib/berth")
+      --dns list           Name servers for containers, instead of the host's (repeatable)
+      --default-address-pool base=CIDR,size=N
+                           Where new networks' subnets come from (repeatable; default Docker's pools)
   -H, --host string        Daemon socket to listen on (default "unix:///run/berth/berth.sock")
   -l, --log-level string   Set the logging level ("debug"|"info"|"warn"|"error") (default "info")
   -v, --version            Print version information and quit
@@ -20,6 +26,10 @@ async function main(): Promise<void> {
     ({ values } = parseArgs({
       options: {
         'data-root': { type: 'string', default: '/var/lib/berth' },
+        bridge: { type: 'string', short: 'b', default: 'berth0' },
+        bip: { type: 'string' },
+        dns: { type: 'string', multiple: true },
+        'default-address-pool': { type: 'string', multiple: true },
         host: { type: 'string', short: 'H', default: 'unix:///run/berth/berth.sock' },
         'log-level': { type: 'string', short: 'l', default: 'info' },
         version: { type: 'boolean', short: 'v' },
@@ -46,7 +56,11 @@ async function main(): Promise<void> {
   const log = createLogger(level, { component: 'berthd' });
   let daemon;
   try {
-    daemon = await startDaemon({ dataRoot: values['data-root']!, socket: host.slice('unix://'.length), log });
+    const pools = values['default-address-pool']?.map(parsePool);
+    daemon = await startDaemon({
+      dataRoot: values['data-root']!, socket: host.slice('unix://'.length), log,
+      network: { bridge: values.bridge!, bip: values.bip, pools, dns: values.dns },
+    });
   } catch (e) {
     process.stderr.write(`berthd: ${isBerthError(e) ? e.message : (e as Error).stack}\n`);
     process.exit(1);

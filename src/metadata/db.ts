@@ -99,6 +99,48 @@ const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX volume_mounts_by_name ON volume_mounts(name);
   `,
+  // 4: networks, each container's endpoints on them (an address while it runs), and its published ports
+  `
+  CREATE TABLE networks (
+    id TEXT PRIMARY KEY,                -- 64 hex
+    name TEXT NOT NULL UNIQUE,
+    driver TEXT NOT NULL,               -- 'bridge' | 'host' | 'null'
+    created TEXT NOT NULL,              -- RFC 3339
+    bridge TEXT NOT NULL DEFAULT '',    -- the host's bridge device (driver bridge)
+    subnet TEXT NOT NULL DEFAULT '',    -- CIDR
+    gateway TEXT NOT NULL DEFAULT '',
+    ip_range TEXT NOT NULL DEFAULT '',  -- CIDR inside subnet that addresses come from; '' = the subnet
+    internal INTEGER NOT NULL DEFAULT 0,
+    attachable INTEGER NOT NULL DEFAULT 0,
+    builtin INTEGER NOT NULL DEFAULT 0, -- bridge, host, none: made by the daemon, never removed
+    labels TEXT NOT NULL DEFAULT '{}',
+    options TEXT NOT NULL DEFAULT '{}'
+  );
+  CREATE TABLE endpoints (
+    container_id TEXT NOT NULL,
+    network_id TEXT NOT NULL,
+    aliases TEXT NOT NULL DEFAULT '[]', -- JSON array, as asked at create or connect
+    requested_ip TEXT NOT NULL DEFAULT '',
+    endpoint_id TEXT NOT NULL DEFAULT '',
+    ip TEXT,                            -- set while the container runs; unique per network, so never handed out twice
+    mac TEXT NOT NULL DEFAULT '',
+    ifname TEXT NOT NULL DEFAULT '',    -- inside the container (eth0, eth1, ...)
+    host_ifname TEXT NOT NULL DEFAULT '',
+    attached_at INTEGER NOT NULL DEFAULT 0, -- order of attachment: the first is the default route
+    PRIMARY KEY (container_id, network_id),
+    UNIQUE (network_id, ip)
+  );
+  CREATE INDEX endpoints_by_network ON endpoints(network_id);
+  CREATE TABLE published_ports (
+    container_id TEXT NOT NULL,
+    proto TEXT NOT NULL,                -- tcp | udp | sctp
+    container_port INTEGER NOT NULL,
+    host_ip TEXT NOT NULL,              -- '0.0.0.0' for all
+    host_port INTEGER NOT NULL,
+    PRIMARY KEY (container_id, proto, container_port, host_ip, host_port),
+    UNIQUE (proto, host_ip, host_port)
+  );
+  `,
 ];
 
 export type Db = DatabaseSync;

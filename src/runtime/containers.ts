@@ -13,7 +13,7 @@ import { monitorAlive } from './monitor-state.ts';
 import { encodeSpec } from './oci-spec.ts';
 import { isMounted, mountRootfs, unmountRootfs } from './rootfs.ts';
 import { Runc } from './runc.ts';
-import { type MountRequest, type ResourceOptions, type SpecOptions, adaptResources, buildExecProcess, buildSpec, cgroupPath, resourcesToOci } from './spec.ts';
+import { type MountRequest, type NamespaceMode, type ResourceOptions, type SpecOptions, adaptResources, buildExecProcess, buildSpec, cgroupPath, resourcesToOci } from './spec.ts';
 import type { OciSpec } from './oci-spec.ts';
 import { readHostFacts } from './host.ts';
 import { resolveUser } from './user.ts';
@@ -32,6 +32,23 @@ export class RuntimeStartError extends Error {
     super(message);
     this.exitCode = exitCode;
   }
+}
+
+/** The network namespace a container gets, and the files that describe it (from the network service). */
+export interface NetworkSetup {
+  namespace: NamespaceMode;
+  hosts: string;
+  resolvConf: string;
+}
+
+export interface StartOptions {
+  network?: NetworkSetup;
+  /**
+   * Runs once the container exists (its namespaces made, its stdio held by
+   * the monitor) and before its command executes: networking is wired and
+   * attaches made before start are connected, so they miss nothing.
+   */
+  beforeExec: (pid: number) => Promise<void>;
 }
 
 export interface RuncRuntimeOptions {
@@ -103,7 +120,7 @@ export class RuncRuntime {
     }
   }
 
-  async start(c: ContainerRecord, beforeExec: () => Promise<void>): Promise<{ pid: number }> {
+  async start(c: ContainerRecord, opts: StartOptions): Promise<{ pid: number }> {
     const dir = this.dir(c);
     const rootfs = join(dir, 'rootfs');
     // Phase times go to the debug log: where a start spends its time is the first question about speed.
@@ -113,7 +130,10 @@ export class RuncRuntime {
     if (!(await isMounted(rootfs))) await mountRootfs(this.#o.snapshots.mounts(c.id), rootfs);
     mark('mounted');
     try {
-      const spec = buildSpec(await this.#specOptions(c, rootfs));
+      // The files are bind-mounted, so they are rewritten in place, never replaced.
+      await writeFile(join(dir, 'hosts'), opts.network?.hosts ?? hostsFile(c));
+      if (opts.network) await writeFile(join(dir, 'resolv.conf'), opts.network.resolvConf);
+      const spec = buildSpec(await this.#specOptions(c, rootfs, opts.network?.namespace));
       await writeFile(join(dir, 'config.json'), encodeSpec(spec));
       mark('spec');
       const runDir = this.runDir(c);
@@ -124,7 +144,7 @@ export class RuncRuntime {
       if (existsSync(join(this.#runc.root, c.id))) await this.#runc.delete(c.id, { force: true }).catch(() => {});
       const pid = await this.#spawnMonitor(c, runDir);
       mark('created');
-      await beforeExec();
+      await opts.beforeExec(pid);
       mark('attached');
       try {
         await this.#runc.start(c.id);
@@ -140,7 +160,7 @@ export class RuncRuntime {
     }
   }
 
-  async #specOptions(c: ContainerRecord, rootfs: string): Promise<SpecOptions> {
+  async #specOptions(c: ContainerRecord, rootfs: string, network: NamespaceMode | undefined): Promise<SpecOptions> {
     const hc = c.hostConfig;
     const user = await resolveUser(rootfs, c.config.User ?? '', hc.GroupAdd ?? []);
     const mounts: MountRequest[] = [];
@@ -155,7 +175,7 @@ export class RuncRuntime {
       else if (m.Type === 'tmpfs') mounts.push({ type: 'tmpfs', destination: m.Target, sizeBytes: m.TmpfsOptions?.SizeBytes, readonly: m.ReadOnly });
       else throw invalidArgument(`mount type ${m.Type} is not supported yet`);
     }
-    const net = hc.NetworkMode === 'host' ? { network: 'host' as const } : {};
+    const net = { network: network ?? (hc.NetworkMode === 'host' ? 'host' as const : 'private' as const) };
     const dir = this.dir(c);
     return {
       id: c.id,
@@ -219,6 +239,12 @@ export class RuncRuntime {
       });
       child.once('error', reject);
     });
+  }
+
+  /** The hosts and resolv.conf a container runs with, for another that joins its network namespace. */
+  async networkFiles(c: ContainerRecord): Promise<{ hosts: string; resolvConf: string }> {
+    const dir = this.dir(c);
+    return { hosts: await readFile(join(dir, 'hosts'), 'utf8'), resolvConf: await readFile(join(dir, 'resolv.conf'), 'utf8') };
   }
 
   async exited(c: ContainerRecord): Promise<ExitInfo> {

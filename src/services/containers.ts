@@ -11,7 +11,8 @@ import type { MountJson, VolumeService } from './volumes.ts';
 import { mergeImageConfig, processArgs } from './container-config.ts';
 import { familiarString, parseReference, withDefaultTag } from '../images/reference.ts';
 import { type Platform, formatPlatform, hostPlatform, parsePlatform, platformMatches } from '../images/oci.ts';
-import { type ExitInfo, RuntimeStartError } from '../runtime/containers.ts';
+import { type ExitInfo, RuntimeStartError, type StartOptions } from '../runtime/containers.ts';
+import type { NetworkService } from './networks.ts';
 import { hostConfigResources } from '../runtime/resources.ts';
 import { validateResources } from '../runtime/spec.ts';
 import { readHostFacts } from '../runtime/host.ts';
@@ -22,11 +23,11 @@ export interface ContainerRuntime {
   prepare(rec: ContainerRecord): Promise<void>;
   /**
    * Starts the process and resolves once it runs, with its host pid.
-   * `beforeExec` runs after the monitor holds the container's stdio and
-   * before the command executes, so attaches made before start miss nothing.
    * Rejects with a RuntimeStartError carrying Docker's exit code (126, 127) when the command cannot run.
    */
-  start(rec: ContainerRecord, beforeExec: () => Promise<void>): Promise<{ pid: number }>;
+  start(rec: ContainerRecord, opts: StartOptions): Promise<{ pid: number }>;
+  /** The hosts and resolv.conf files a running container has (for `--network container:`). */
+  networkFiles(rec: ContainerRecord): Promise<{ hosts: string; resolvConf: string }>;
   /** A connection to the running container's stdio: stdcopy frames out, raw bytes in. */
   attach(rec: ContainerRecord): Promise<Duplex>;
   closeStdin(rec: ContainerRecord): Promise<void>;
@@ -61,16 +62,18 @@ export class ContainerService {
   #events: EventBus;
   #log: Logger;
   #volumes: VolumeService | undefined;
+  #networks: NetworkService | undefined;
   /** Exit waiters per container, resolved when its process ends. */
   #watchers = new Map<string, Promise<ExitStatus>>();
 
-  constructor(deps: { store: ContainerStore; images: ImageService; runtime: ContainerRuntime; events: EventBus; log: Logger; volumes?: VolumeService }) {
+  constructor(deps: { store: ContainerStore; images: ImageService; runtime: ContainerRuntime; events: EventBus; log: Logger; volumes?: VolumeService; networks?: NetworkService }) {
     this.#store = deps.store;
     this.#images = deps.images;
     this.#runtime = deps.runtime;
     this.#events = deps.events;
     this.#log = deps.log;
     this.#volumes = deps.volumes;
+    this.#networks = deps.networks;
     this.#images.usage = {
       containersUsing: (id: Digest) => this.#store.usingImage(id).map((c) => ({ id: c.id, running: c.state.Running })),
     };
@@ -85,7 +88,7 @@ export class ContainerService {
   }
 
   async create(body: DockerConfig & { HostConfig?: DockerHostConfig }, name?: string, platform?: string): Promise<ContainerRecord & { warnings: string[] }> {
-    const { HostConfig, NetworkingConfig: _n, ...req } = body;
+    const { HostConfig, NetworkingConfig, ...req } = body;
     if (typeof req.Image !== 'string' || !req.Image) throw invalidArgument('Config.Image is required');
     const image = this.#images.store.find(req.Image);
     if (!image) throw notFound(`No such image: ${imageDisplay(req.Image)}`);
@@ -107,10 +110,12 @@ export class ContainerService {
       config: { ...config, Image: req.Image }, hostConfig, state: initialState(),
     });
     try {
+      this.#networks?.attachContainer(rec, NetworkingConfig?.EndpointsConfig ?? {});
       await this.#volumes?.attachContainer(rec.id, rec.config, rec.hostConfig);
       await this.#runtime.prepare(rec);
     } catch (e) {
       await this.#volumes?.detachContainer(rec.id, true).catch(() => {});
+      await this.#networks?.forgetContainer(rec).catch(() => {});
       this.#store.delete(rec.id);
       throw e;
     }
@@ -141,6 +146,9 @@ export class ContainerService {
       if (since && !since.every((s) => t > s)) return false;
       if (f.has('health') && !f.get('health')!.includes(c.state.Health?.Status ?? 'none')) return false;
       if (f.has('volume') && !f.get('volume')!.some((v) => this.#volumeKeys(c).includes(v))) return false;
+      if (f.has('network') && !f.get('network')!.some((n) => this.#networkKeys(c).includes(n))) return false;
+      if (f.has('publish') && !f.get('publish')!.some((p) => this.#publishKeys(c).includes(withProto(p)))) return false;
+      if (f.has('expose') && !f.get('expose')!.some((p) => Object.keys(c.config.ExposedPorts ?? {}).includes(withProto(p)))) return false;
       return true;
     });
     if (opts.limit && opts.limit > 0) out = out.slice(0, opts.limit);
@@ -150,6 +158,16 @@ export class ContainerService {
   /** Docker's MountPoints for inspect and ps: binds and volumes. */
   mounts(c: ContainerRecord): MountJson[] {
     return this.#volumes ? this.#volumes.mountsJson(c.id) : [];
+  }
+
+  /** What `ps --filter network=` matches: the names and IDs of the container's networks. */
+  #networkKeys(c: ContainerRecord): string[] {
+    return this.#networks ? this.#networks.networkNames(c).flatMap((n) => [n, this.#networks!.find(n).id]) : [];
+  }
+
+  /** What `ps --filter publish=` matches: each published host port as `port/proto`. */
+  #publishKeys(c: ContainerRecord): string[] {
+    return this.#networks && c.state.Running ? this.#networks.publishedPorts(c).map((p) => `${p.hostPort}/${p.proto}`) : [];
   }
 
   /** What `ps --filter volume=` matches: each mount's volume name or host path, and its destination. */
@@ -175,6 +193,7 @@ export class ContainerService {
       await this.#watchers.get(c.id);
     }
     await this.#runtime.remove(c);
+    await this.#networks?.forgetContainer(c).catch((e) => this.#log.warn('releasing the network failed', { id: c.id, err: e }));
     this.#store.delete(c.id);
     await this.#volumes?.detachContainer(c.id, Boolean(opts.volumes)).catch((e) => this.#log.warn('releasing volumes failed', { id: c.id, err: e }));
     this.#events.emit('container', 'destroy', c.id, { image: c.image, name: c.name });
@@ -228,10 +247,15 @@ export class ContainerService {
 
   async #startProcess(c: ContainerRecord): Promise<void> {
     try {
-      const { pid } = await this.#runtime.start(c, async () => {
-        const waiting = this.#pendingAttach.get(c.id);
-        this.#pendingAttach.delete(c.id);
-        for (const connect of waiting ?? []) connect(await this.#runtime.attach(c));
+      const network = await this.#networks?.plan(c, (other) => this.#runtime.networkFiles(other));
+      const { pid } = await this.#runtime.start(c, {
+        network,
+        beforeExec: async (pid) => {
+          await this.#networks?.plug(c, pid);
+          const waiting = this.#pendingAttach.get(c.id);
+          this.#pendingAttach.delete(c.id);
+          for (const connect of waiting ?? []) connect(await this.#runtime.attach(c));
+        },
       });
       // What changed while it started stays (a stop during a restart's start, the health record).
       const fresh = this.#store.get(c.id);
@@ -251,6 +275,7 @@ export class ContainerService {
       const code = e instanceof RuntimeStartError ? e.exitCode : 128;
       this.#setState(c, { Status: c.state.Status === 'restarting' ? 'exited' : c.state.Status, Running: false, Restarting: false, ExitCode: code, Error: (e as Error).message, Pid: 0 });
       await this.#runtime.cleanup(c).catch(() => {});
+      await this.#networks?.release(c).catch((err) => this.#log.warn('releasing the network failed', { id: c.id, err }));
       this.#events.emit('container', 'die', c.id, { image: c.image, name: c.name, exitCode: String(code) });
       this.#resolveExit(c, { exitCode: code, oomKilled: false, finishedAt: new Date().toISOString(), error: (e as Error).message });
       // As in Docker, --rm also covers a container that never got to run.
@@ -277,6 +302,7 @@ export class ContainerService {
       OOMKilled: status.oomKilled, FinishedAt: status.finishedAt, Error: status.error ?? '',
     });
     await this.#runtime.cleanup(c).catch((e) => this.#log.warn('cleanup failed', { id, err: e }));
+    await this.#networks?.release(c).catch((e) => this.#log.warn('releasing the network failed', { id, err: e }));
     if (status.oomKilled) this.#events.emit('container', 'oom', c.id, { image: c.image, name: c.name });
     this.#events.emit('container', 'die', c.id, { image: c.image, name: c.name, exitCode: String(status.exitCode) });
     this.#resolveExit(c, status);
@@ -440,6 +466,8 @@ function normalizeHostConfig(hc: DockerHostConfig): DockerHostConfig {
     AutoRemove: false, Binds: null, Privileged: false, ReadonlyRootfs: false, ...hc,
   };
 }
+
+const withProto = (port: string) => (port.includes('/') ? port : `${port}/tcp`);
 
 function volumeNames(c: ContainerRecord): string[] {
   return (c.hostConfig.Binds ?? []).map((b: string) => b.split(':')[0]);

@@ -6,23 +6,24 @@ import { readJsonLog, timeNs } from '../../logs/jsonfile.ts';
 import type { ContainerRecord } from '../../metadata/containers.ts';
 import { type ContainerService, statusText } from '../../services/containers.ts';
 import type { MountJson } from '../../services/volumes.ts';
+import type { NetworkService } from '../../services/networks.ts';
 import { boolParam, readJsonBody, type Context, type Route } from '../server.ts';
 
 /** Docker's ContainerSummary (GET /containers/json). */
-function summary(c: ContainerRecord, mounts: MountJson[] = []): Record<string, unknown> {
+function summary(c: ContainerRecord, mounts: MountJson[], net: { Ports: unknown[]; Networks: unknown }): Record<string, unknown> {
   const cmd = [...(c.config.Entrypoint ?? []), ...(c.config.Cmd ?? [])];
   return {
     Id: c.id, Names: [`/${c.name}`], Image: c.image, ImageID: c.imageId, Command: cmd.map(quoteArg).join(' '),
-    Created: Math.floor(Date.parse(c.created) / 1000), Ports: [], Labels: c.config.Labels ?? {}, State: c.state.Status,
+    Created: Math.floor(Date.parse(c.created) / 1000), Ports: net.Ports, Labels: c.config.Labels ?? {}, State: c.state.Status,
     Status: statusText(c.state), HostConfig: { NetworkMode: c.hostConfig.NetworkMode ?? 'default' },
-    NetworkSettings: { Networks: {} }, Mounts: mounts,
+    NetworkSettings: { Networks: net.Networks }, Mounts: mounts,
   };
 }
 
 const quoteArg = (a: string) => (/\s/.test(a) ? JSON.stringify(a) : a);
 
 /** Docker's ContainerJSON (GET /containers/{id}/json). */
-function inspect(c: ContainerRecord, logPath: string, mounts: MountJson[] = []): Record<string, unknown> {
+function inspect(c: ContainerRecord, logPath: string, mounts: MountJson[], networkSettings: Record<string, unknown>): Record<string, unknown> {
   const args = [...(c.config.Entrypoint ?? []), ...(c.config.Cmd ?? [])];
   const { ManuallyStopped: _m, ...state } = c.state as typeof c.state & { ManuallyStopped?: boolean };
   return {
@@ -31,11 +32,13 @@ function inspect(c: ContainerRecord, logPath: string, mounts: MountJson[] = []):
     Driver: 'overlayfs', Platform: 'linux', MountLabel: '', ProcessLabel: '', AppArmorProfile: '', ExecIDs: null,
     HostConfig: c.hostConfig, GraphDriver: { Name: 'overlayfs', Data: {} }, Mounts: mounts,
     Config: c.config,
-    NetworkSettings: { Bridge: '', SandboxID: '', SandboxKey: '', Ports: {}, Networks: {}, IPAddress: '', Gateway: '', MacAddress: '' },
+    NetworkSettings: networkSettings,
   };
 }
 
-export function containerRoutes(svc: ContainerService): Route[] {
+const NO_NETWORK = { Ports: [], Networks: {} };
+
+export function containerRoutes(svc: ContainerService, networks?: NetworkService): Route[] {
   return [
     {
       method: 'POST', path: '/containers/create', handler: async (ctx) => {
@@ -49,11 +52,11 @@ export function containerRoutes(svc: ContainerService): Route[] {
     { method: 'POST', path: '/containers/prune', handler: (ctx) => svc.prune(ctx.query.get('filters')) },
     {
       method: 'GET', path: '/containers/json', handler: (ctx) =>
-        svc.list({ all: boolParam(ctx.query, 'all'), limit: Number(ctx.query.get('limit') ?? 0) || undefined, filters: ctx.query.get('filters') }).map((c) => summary(c, svc.mounts(c))),
+        svc.list({ all: boolParam(ctx.query, 'all'), limit: Number(ctx.query.get('limit') ?? 0) || undefined, filters: ctx.query.get('filters') }).map((c) => summary(c, svc.mounts(c), networks?.summary(c) ?? NO_NETWORK)),
     },
     { method: 'GET', path: '/containers/{id}/json', handler: (ctx) => {
       const c = svc.resolve(ctx.params.id);
-      return inspect(c, svc.logPath(c), svc.mounts(c));
+      return inspect(c, svc.logPath(c), svc.mounts(c), networks?.settings(c) ?? { Ports: {}, Networks: {} });
     } },
     { method: 'POST', path: '/containers/{id}/start', handler: async (ctx) => notModifiedIf(ctx, (await svc.start(ctx.params.id)) === 'already') },
     { method: 'POST', path: '/containers/{id}/stop', handler: async (ctx) => notModifiedIf(ctx, (await svc.stop(ctx.params.id, stopOpts(ctx))) === 'already') },
