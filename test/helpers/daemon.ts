@@ -1,5 +1,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { DatabaseSync } from 'node:sqlite';
+import { chainsFor } from '../../src/network/firewall.ts';
 import { mkdir, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -29,6 +31,8 @@ export class TestDaemon {
   readonly dir: string;
   readonly dataRoot: string;
   readonly socket: string;
+  /** This daemon's share of the host's network: its own bridge, subnets and iptables chains. */
+  readonly net: NetworkSlot;
   proc: ChildProcess | undefined;
   log = '';
 
@@ -36,6 +40,7 @@ export class TestDaemon {
     this.dir = mkdtempSync(join(tmpdir(), 'berth-e2e-'));
     this.dataRoot = join(this.dir, 'root');
     this.socket = join(this.dir, 'berth.sock');
+    this.net = claimNetworkSlot();
   }
 
   static async start(): Promise<TestDaemon> {
@@ -46,7 +51,11 @@ export class TestDaemon {
 
   async startProcess(): Promise<void> {
     await mkdir(this.dataRoot, { recursive: true });
-    const proc = spawn(BERTHD, ['--data-root', this.dataRoot, '-H', `unix://${this.socket}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // Containers' names are answered by berthd; any other name goes to 127.0.0.1, where nothing answers:
+    // a test never sends a DNS question off this machine.
+    const args = ['--data-root', this.dataRoot, '-H', `unix://${this.socket}`, '-b', this.net.bridge, '--bip', this.net.bip,
+      '--default-address-pool', this.net.pool, '--dns', '127.0.0.1'];
+    const proc = spawn(BERTHD, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc = proc;
     proc.stdout!.on('data', (c) => (this.log += c));
     proc.stderr!.on('data', (c) => (this.log += c));
@@ -90,7 +99,34 @@ export class TestDaemon {
 
   async cleanup(): Promise<void> {
     await this.stop();
+    this.removeNetworking();
     await rm(this.dir, { recursive: true, force: true });
+    releaseNetworkSlot(this.net);
+  }
+
+  /** Takes this daemon's bridges and iptables chains off the host (berthd leaves them, as dockerd does). */
+  removeNetworking(): void {
+    const bridges = [this.net.bridge];
+    const dbPath = join(this.dataRoot, 'berth.db');
+    if (existsSync(dbPath)) {
+      const db = new DatabaseSync(dbPath, { readOnly: true });
+      try {
+        for (const r of db.prepare("SELECT bridge FROM networks WHERE driver = 'bridge'").all() as { bridge: string }[]) bridges.push(r.bridge);
+      } catch { /* an older schema: only the default bridge */ }
+      db.close();
+    }
+    const c = chainsFor(this.net.bridge);
+    for (const [table, chain, rule] of [
+      ['nat', 'PREROUTING', ['-m', 'addrtype', '--dst-type', 'LOCAL', '-j', c.dnat]], ['nat', 'OUTPUT', ['-m', 'addrtype', '--dst-type', 'LOCAL', '-j', c.dnat]],
+      ['nat', 'POSTROUTING', ['-j', c.post]], ['filter', 'FORWARD', ['-j', c.forward]],
+    ] as [string, string, string[]][]) {
+      while (spawnSync('iptables', ['-w', '-t', table, '-D', chain, ...rule]).status === 0);
+    }
+    for (const [table, chain] of [['nat', c.dnat], ['nat', c.post], ['filter', c.forward], ['filter', c.isolation]]) {
+      spawnSync('iptables', ['-w', '-t', table, '-F', chain]);
+      spawnSync('iptables', ['-w', '-t', table, '-X', chain]);
+    }
+    for (const b of new Set(bridges)) if (existsSync(`/sys/class/net/${b}`)) spawnSync('ip', ['link', 'del', b]);
   }
 }
 
@@ -104,6 +140,57 @@ export function run(cmd: string, args: string[], opts: RunOptions = {}): RunResu
   });
   if (r.error) throw r.error;
   return { code: r.status ?? -1, stdout: opts.binary ? (r.stdout as unknown as string) : String(r.stdout), stderr: String(r.stderr) };
+}
+
+export interface NetworkSlot {
+  index: number;
+  bridge: string;
+  /** The default bridge's gateway and prefix: 10.200.<index>.1/24. */
+  bip: string;
+  /** Where this daemon's user networks come from: /24s of 10.<201+index>.0.0/16. */
+  pool: string;
+}
+
+const SLOTS = '/run/berth-test-slots';
+const SLOT_COUNT = 50;
+
+/**
+ * Test daemons run side by side (two test files at a time): each claims a
+ * slot, so bridges, subnets and chains never meet. A slot whose owner died
+ * is taken over.
+ */
+function claimNetworkSlot(): NetworkSlot {
+  mkdirSync(SLOTS, { recursive: true });
+  for (let i = 0; i < SLOT_COUNT; i++) {
+    const dir = join(SLOTS, String(i));
+    try {
+      mkdirSync(dir);
+    } catch {
+      let owner = 0;
+      try {
+        owner = Number(readFileSync(join(dir, 'pid'), 'utf8').trim());
+      } catch {
+        continue; // just made by another daemon, which is about to write its pid
+      }
+      if (owner === process.pid || pidAlive(owner)) continue;
+    }
+    writeFileSync(join(dir, 'pid'), `${process.pid}\n`);
+    return { index: i, bridge: `bt${i}`, bip: `10.200.${i}.1/24`, pool: `base=10.${201 + i}.0.0/16,size=24` };
+  }
+  throw new Error('no free test network slot');
+}
+
+function releaseNetworkSlot(s: NetworkSlot): void {
+  rmSync(join(SLOTS, String(s.index)), { recursive: true, force: true });
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function canConnect(path: string): Promise<boolean> {
