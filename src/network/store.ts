@@ -67,6 +67,7 @@ const toPort = (r: PortRow): PublishedPort => ({
 export class NetworkStore {
   #db: DatabaseSync;
   #q: Record<string, StatementSync>;
+  #order = 0;
 
   constructor(db: DatabaseSync) {
     this.#db = db;
@@ -144,9 +145,14 @@ export class NetworkStore {
 
   /** Records that the container belongs to the network (at create, or connect); keeps its address if it has one. */
   join(containerId: string, networkId: string, aliases: readonly string[], requestedIp: string): void {
-    this.#q.upsertEndpoint.run(containerId, networkId, JSON.stringify(aliases), requestedIp, Date.now() * 1000 + (this.#seq++ % 1000));
+    this.#q.upsertEndpoint.run(containerId, networkId, JSON.stringify(aliases), requestedIp, this.#nextOrder());
   }
-  #seq = 0;
+
+  /** Increasing within the process and across restarts (the clock, then a counter within one millisecond). */
+  #nextOrder(): number {
+    this.#order = Math.max(this.#order + 1, Date.now() * 1000);
+    return this.#order;
+  }
 
   takenIps(networkId: string): string[] {
     return (this.#q.takenIps.all(networkId) as { ip: string }[]).map((r) => r.ip);
