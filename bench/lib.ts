@@ -7,6 +7,7 @@ import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { removeDaemonNetworking } from '../src/network/teardown.ts';
 
 export const ROOT = resolve(import.meta.dirname, '..');
 export const BERTH = join(ROOT, 'bin', 'berth');
@@ -89,10 +90,13 @@ export async function main(body: () => Promise<void>): Promise<void> {
 const running = new Set<Daemon>();
 
 /** A private berthd: its own data root and socket under `dir`. */
+let nextBridge = 0;
+
 export class Daemon {
   readonly dir: string;
   readonly dataRoot: string;
   readonly socket: string;
+  readonly bridge: string;
   readonly proc: ChildProcess;
   log = '';
   #exited: Promise<number | null>;
@@ -101,7 +105,12 @@ export class Daemon {
     this.dir = dir;
     this.dataRoot = dataRoot;
     this.socket = join(dir, 'berth.sock');
-    const args = ['--data-root', dataRoot, '-H', `unix://${this.socket}`];
+    // Its own bridge and subnets, so it never meets another daemon's (the quickstart one included);
+    // names that are not containers' go to 127.0.0.1, where nothing answers.
+    const k = nextBridge++;
+    this.bridge = `bbench${k}`;
+    const args = ['--data-root', dataRoot, '-H', `unix://${this.socket}`, '-b', this.bridge, '--bip', `10.199.${k}.1/24`,
+      '--default-address-pool', `base=10.198.${k * 16}.0/20,size=24`, '--dns', '127.0.0.1'];
     // bin/berthd is `exec node24 src/daemon/main.ts`, and node24 execs node, so
     // the child's PID is the daemon's own. Extra Node flags (e.g. --cpu-prof)
     // need node24 called directly.
@@ -118,6 +127,7 @@ export class Daemon {
       if (this.proc.exitCode === null && this.proc.signalCode === null && pid) {
         try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
       }
+      removeDaemonNetworking(this.bridge, this.dataRoot);
     });
   }
 

@@ -49,7 +49,7 @@ export function chainsFor(bridge: string): Chains {
 }
 
 /** Where each chain is jumped to from: [table, built-in chain, match, insert at the top]. */
-function jumps(c: Chains): [string, string, string[], boolean][] {
+export function jumpRules(c: Chains): [string, string, string[], boolean][] {
   return [
     ['nat', 'PREROUTING', ['-m', 'addrtype', '--dst-type', 'LOCAL', '-j', c.dnat], false],
     ['nat', 'OUTPUT', ['-m', 'addrtype', '--dst-type', 'LOCAL', '-j', c.dnat], false],
@@ -58,8 +58,14 @@ function jumps(c: Chains): [string, string, string[], boolean][] {
   ];
 }
 
-/** The restore text for berth's chains holding exactly `state`. */
-export function render(c: Chains, state: FirewallState): string {
+export type Table = 'nat' | 'filter';
+
+/**
+ * The restore text for berth's chains holding exactly `state`. Published
+ * ports live in nat alone, so a container's ports reload just that table
+ * (about a third of the time of both with iptables-nft).
+ */
+export function render(c: Chains, state: FirewallState, tables: ReadonlySet<Table> = new Set(['nat', 'filter'])): string {
   const nat = [`*nat`, `:${c.dnat} - [0:0]`, `:${c.post} - [0:0]`];
   for (const p of state.ports) {
     const dst = p.hostIp === '0.0.0.0' ? '' : `-d ${p.hostIp}/32 `;
@@ -75,6 +81,7 @@ export function render(c: Chains, state: FirewallState): string {
     nat.push(`-A ${c.post} -s ${p.containerIp}/32 -d ${p.containerIp}/32 -p ${p.proto} -m ${p.proto} --dport ${p.containerPort} -j MASQUERADE`);
   }
   nat.push('COMMIT');
+  if (!tables.has('filter')) return `${nat.join('\n')}\n`;
   const filter = ['*filter', `:${c.forward} - [0:0]`, `:${c.isolation} - [0:0]`];
   for (const n of state.networks) filter.push(`-A ${c.forward} -i ${n.bridge} ! -o ${n.bridge} -j ${c.isolation}`);
   for (const n of state.networks) filter.push(`-A ${c.isolation} -o ${n.bridge} -j DROP`);
@@ -89,7 +96,7 @@ export function render(c: Chains, state: FirewallState): string {
     );
   }
   filter.push('COMMIT');
-  return `${nat.join('\n')}\n${filter.join('\n')}\n`;
+  return tables.has('nat') ? `${nat.join('\n')}\n${filter.join('\n')}\n` : `${filter.join('\n')}\n`;
 }
 
 function restore(text: string): Promise<void> {
@@ -118,6 +125,7 @@ export class Firewall {
   #state: () => FirewallState;
   #running: Promise<void> = Promise.resolve();
   #queued: Promise<void> | undefined;
+  #wanted = new Set<Table>();
 
   /** `state` is read when a load runs, so the newest records always win. */
   constructor(bridge: string, state: () => FirewallState) {
@@ -128,7 +136,7 @@ export class Firewall {
   /** Makes the chains, loads the current rules, then hooks the chains into the built-in ones. */
   async init(): Promise<void> {
     await restore(render(this.chains, this.#state()));
-    for (const [table, chain, rule, top] of jumps(this.chains)) {
+    for (const [table, chain, rule, top] of jumpRules(this.chains)) {
       if (!(await iptables(table, ['-C', chain, ...rule]))) {
         if (!(await iptables(table, top ? ['-I', chain, '1', ...rule] : ['-A', chain, ...rule]))) {
           throw new Error(`iptables: cannot add the jump to ${this.chains.dnat} chains in ${table} ${chain}`);
@@ -137,11 +145,15 @@ export class Firewall {
     }
   }
 
-  sync(): Promise<void> {
+  /** Reloads berth's chains in `tables` (both by default; published ports need only nat). */
+  sync(tables: readonly Table[] = ['nat', 'filter']): Promise<void> {
+    for (const t of tables) this.#wanted.add(t);
     if (this.#queued) return this.#queued;
     const next = this.#running.catch(() => {}).then(() => {
       this.#queued = undefined;
-      return restore(render(this.chains, this.#state()));
+      const wanted = this.#wanted;
+      this.#wanted = new Set();
+      return restore(render(this.chains, this.#state(), wanted));
     });
     this.#queued = next;
     this.#running = next;
@@ -150,7 +162,7 @@ export class Firewall {
 
   /** Removes the jumps and the chains (for a daemon that is being taken off a host, and for tests). */
   async remove(): Promise<void> {
-    for (const [table, chain, rule] of jumps(this.chains)) while (await iptables(table, ['-D', chain, ...rule]));
+    for (const [table, chain, rule] of jumpRules(this.chains)) while (await iptables(table, ['-D', chain, ...rule]));
     for (const [table, chain] of [['nat', this.chains.dnat], ['nat', this.chains.post], ['filter', this.chains.forward], ['filter', this.chains.isolation]]) {
       await iptables(table, ['-F', chain]);
       await iptables(table, ['-X', chain]);

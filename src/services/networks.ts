@@ -55,6 +55,8 @@ export class NetworkService {
   #dns: DnsServer;
   /** The sockets that hold each running container's published host ports. */
   #reservations = new Map<string, Reservation[]>();
+  /** A starting container's DNAT rules, loading while runc creates it. */
+  #loadingPorts = new Map<string, Promise<void>>();
   #hostResolv: { nameservers: string[]; search: string[]; options: string[] } = { nameservers: [], search: [], options: [] };
 
   constructor(deps: { store: NetworkStore; containers: Members; events: EventBus; log: Logger; options: NetworkOptions }) {
@@ -393,6 +395,9 @@ export class NetworkService {
       throw e;
     }
     this.#reservations.set(c.id, held);
+    const loading = this.#firewall.sync(['nat']);
+    loading.catch(() => {}); // awaited, and reported, in plug()
+    this.#loadingPorts.set(c.id, loading);
   }
 
   async #reservePublished(c: ContainerRecord, ports: PublishedPort[]): Promise<void> {
@@ -411,13 +416,16 @@ export class NetworkService {
         gateway: i === 0 && !n.internal ? n.gateway : undefined,
       });
     }
-    if (this.#store.ports(c.id).length) await this.#firewall.sync();
+    const loading = this.#loadingPorts.get(c.id);
+    this.#loadingPorts.delete(c.id);
+    await loading;
   }
 
   /** After the container stopped (or failed to start): its addresses, ports and interfaces go. */
   async release(c: ContainerRecord): Promise<void> {
     const held = this.#reservations.get(c.id) ?? [];
     this.#reservations.delete(c.id);
+    this.#loadingPorts.delete(c.id);
     for (const r of held) await r.release().catch(() => {});
     const hadPorts = this.#store.ports(c.id).length > 0;
     const eps = this.#store.endpoints(c.id).filter((e) => e.ip !== null);
@@ -428,7 +436,7 @@ export class NetworkService {
       this.#store.deletePorts(c.id);
       for (const e of eps) this.#store.release(c.id, e.networkId);
     });
-    if (hadPorts) await this.#firewall.sync();
+    if (hadPorts) await this.#firewall.sync(['nat']);
   }
 
   async connect(idOrName: string, containerIdOrName: string, cfg: { Aliases?: string[] | null; IPAMConfig?: { IPv4Address?: string } | null } = {}): Promise<void> {

@@ -1,7 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { DatabaseSync } from 'node:sqlite';
-import { chainsFor } from '../../src/network/firewall.ts';
+import { removeDaemonNetworking } from '../../src/network/teardown.ts';
 import { mkdir, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -106,27 +105,7 @@ export class TestDaemon {
 
   /** Takes this daemon's bridges and iptables chains off the host (berthd leaves them, as dockerd does). */
   removeNetworking(): void {
-    const bridges = [this.net.bridge];
-    const dbPath = join(this.dataRoot, 'berth.db');
-    if (existsSync(dbPath)) {
-      const db = new DatabaseSync(dbPath, { readOnly: true });
-      try {
-        for (const r of db.prepare("SELECT bridge FROM networks WHERE driver = 'bridge'").all() as { bridge: string }[]) bridges.push(r.bridge);
-      } catch { /* an older schema: only the default bridge */ }
-      db.close();
-    }
-    const c = chainsFor(this.net.bridge);
-    for (const [table, chain, rule] of [
-      ['nat', 'PREROUTING', ['-m', 'addrtype', '--dst-type', 'LOCAL', '-j', c.dnat]], ['nat', 'OUTPUT', ['-m', 'addrtype', '--dst-type', 'LOCAL', '-j', c.dnat]],
-      ['nat', 'POSTROUTING', ['-j', c.post]], ['filter', 'FORWARD', ['-j', c.forward]],
-    ] as [string, string, string[]][]) {
-      while (spawnSync('iptables', ['-w', '-t', table, '-D', chain, ...rule]).status === 0);
-    }
-    for (const [table, chain] of [['nat', c.dnat], ['nat', c.post], ['filter', c.forward], ['filter', c.isolation]]) {
-      spawnSync('iptables', ['-w', '-t', table, '-F', chain]);
-      spawnSync('iptables', ['-w', '-t', table, '-X', chain]);
-    }
-    for (const b of new Set(bridges)) if (existsSync(`/sys/class/net/${b}`)) spawnSync('ip', ['link', 'del', b]);
+    removeDaemonNetworking(this.net.bridge, this.dataRoot);
   }
 }
 
