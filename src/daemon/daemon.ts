@@ -22,7 +22,7 @@ import { EventBus } from '../services/events.ts';
 import { ImageService } from '../services/images.ts';
 import { acquirePidfile } from './lock.ts';
 import { pruneRoutes } from '../api/routes/prune.ts';
-import { containerRoutes } from '../api/routes/containers.ts';
+import { containerRoutes, containerSummary } from '../api/routes/containers.ts';
 import { execRoutes } from '../api/routes/exec.ts';
 import { ExecService } from '../services/exec.ts';
 import { ContainerStore } from '../metadata/containers.ts';
@@ -135,7 +135,11 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
           return {
             LayersSize: du.layersSize,
             Images: types.has('image') ? du.images.map((i) => imageSummary(i.view, 1050, i.containers)) : null,
-            Containers: types.has('container') ? [] : null,
+            Containers: types.has('container')
+              ? await Promise.all(containerStore.list().map(async (c) => ({
+                ...containerSummary(c, volumes.mountsJson(c.id), networks.summary(c)), ...(await containerFs.sizes(c)),
+              })))
+              : null,
             Volumes: types.has('volume') ? await volumes.diskUsage() : null,
             BuildCache: types.has('build-cache') ? [] : null,
           };
@@ -145,7 +149,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
         images: imageService,
         graphDriverData: (id) => graphData(snapshots, images.layers(id).map((l) => l.diffId)),
       }),
-      ...containerRoutes(containers, networks),
+      ...containerRoutes(containers, { networks, sizes: (c) => containerFs.sizes(c), execIds: (c) => execs.idsOf(c.id) }),
       ...networkRoutes(networks),
       ...containerFsRoutes(containerFs),
       ...execRoutes(execs),

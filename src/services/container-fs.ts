@@ -26,6 +26,7 @@ import type { LayerRecord } from '../images/store.ts';
 import type { ContainerRecord } from '../metadata/containers.ts';
 import { isMounted, mountRootfs } from '../runtime/rootfs.ts';
 import { resolveUser } from '../runtime/user.ts';
+import { dirSize } from '../volumes/local.ts';
 import type { Mount, OverlaySnapshotter } from '../snapshots/overlay.ts';
 import type { ContainerService } from './containers.ts';
 import type { EventBus } from './events.ts';
@@ -131,6 +132,16 @@ export class ContainerFsService {
 
   constructor(deps: ContainerFsDeps) {
     this.#d = deps;
+  }
+
+  /**
+   * Docker's SizeRw (the bytes of files in the container's writable layer)
+   * and SizeRootFs (those plus its image's), for `ps -s` and `system df`.
+   */
+  async sizes(c: ContainerRecord): Promise<{ SizeRw: number; SizeRootFs: number }> {
+    const snap = this.#d.snapshots.stat(c.id);
+    const rw = snap ? await dirSize(join(this.#d.snapshots.dir(snap), 'fs')).catch(() => 0) : 0;
+    return { SizeRw: rw, SizeRootFs: rw + (this.#d.images.store.get(c.imageId as Digest)?.size ?? 0) };
   }
 
   /** After a crash: unmounts and removes the scratch mount points an interrupted operation left. */

@@ -173,6 +173,11 @@ export class ExecService {
     }
   }
 
+  /** Container inspect's ExecIDs: the container's execs that are created or running (Docker drops them at exit). */
+  idsOf(containerId: string): string[] {
+    return [...this.#execs.values()].filter((e) => e.containerId === containerId && (e.running || !e.started)).map((e) => e.id);
+  }
+
   /** Forgets the execs of a container that went away. */
   forget(containerId: string): void {
     for (const [id, e] of this.#execs) if (e.containerId === containerId && !e.running) this.#execs.delete(id);

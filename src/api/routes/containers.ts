@@ -10,7 +10,7 @@ import type { NetworkService } from '../../services/networks.ts';
 import { boolParam, readJsonBody, type Context, type Route } from '../server.ts';
 
 /** Docker's ContainerSummary (GET /containers/json). */
-function summary(c: ContainerRecord, mounts: MountJson[], net: { Ports: unknown[]; Networks: unknown }): Record<string, unknown> {
+export function containerSummary(c: ContainerRecord, mounts: MountJson[], net: { Ports: unknown[]; Networks: unknown }): Record<string, unknown> {
   const cmd = [...(c.config.Entrypoint ?? []), ...(c.config.Cmd ?? [])];
   return {
     Id: c.id, Names: [`/${c.name}`], Image: c.image, ImageID: c.imageId, Command: cmd.map(quoteArg).join(' '),
@@ -23,13 +23,13 @@ function summary(c: ContainerRecord, mounts: MountJson[], net: { Ports: unknown[
 const quoteArg = (a: string) => (/\s/.test(a) ? JSON.stringify(a) : a);
 
 /** Docker's ContainerJSON (GET /containers/{id}/json). */
-function inspect(c: ContainerRecord, logPath: string, mounts: MountJson[], networkSettings: Record<string, unknown>): Record<string, unknown> {
+function inspect(c: ContainerRecord, logPath: string, mounts: MountJson[], networkSettings: Record<string, unknown>, execIds: string[]): Record<string, unknown> {
   const args = [...(c.config.Entrypoint ?? []), ...(c.config.Cmd ?? [])];
   const { ManuallyStopped: _m, ...state } = c.state as typeof c.state & { ManuallyStopped?: boolean };
   return {
     Id: c.id, Created: c.created, Path: args[0] ?? '', Args: args.slice(1), State: state, Image: c.imageId,
     ResolvConfPath: '', HostnamePath: '', HostsPath: '', LogPath: logPath, Name: `/${c.name}`, RestartCount: c.restartCount,
-    Driver: 'overlayfs', Platform: 'linux', MountLabel: '', ProcessLabel: '', AppArmorProfile: '', ExecIDs: null,
+    Driver: 'overlayfs', Platform: 'linux', MountLabel: '', ProcessLabel: '', AppArmorProfile: '', ExecIDs: execIds.length ? execIds : null,
     HostConfig: c.hostConfig, GraphDriver: { Name: 'overlayfs', Data: {} }, Mounts: mounts,
     Config: c.config,
     NetworkSettings: networkSettings,
@@ -38,7 +38,17 @@ function inspect(c: ContainerRecord, logPath: string, mounts: MountJson[], netwo
 
 const NO_NETWORK = { Ports: [], Networks: {} };
 
-export function containerRoutes(svc: ContainerService, networks?: NetworkService): Route[] {
+/** What container inspect and list show from other services. */
+export interface ContainerViews {
+  networks?: NetworkService;
+  /** SizeRw and SizeRootFs (`ps -s`). */
+  sizes?: (c: ContainerRecord) => Promise<{ SizeRw: number; SizeRootFs: number }>;
+  /** The container's exec instances (inspect's ExecIDs). */
+  execIds?: (c: ContainerRecord) => string[];
+}
+
+export function containerRoutes(svc: ContainerService, views: ContainerViews = {}): Route[] {
+  const { networks, sizes, execIds } = views;
   return [
     {
       method: 'POST', path: '/containers/create', handler: async (ctx) => {
@@ -51,12 +61,20 @@ export function containerRoutes(svc: ContainerService, networks?: NetworkService
     },
     { method: 'POST', path: '/containers/prune', handler: (ctx) => svc.prune(ctx.query.get('filters')) },
     {
-      method: 'GET', path: '/containers/json', handler: (ctx) =>
-        svc.list({ all: boolParam(ctx.query, 'all'), limit: Number(ctx.query.get('limit') ?? 0) || undefined, filters: ctx.query.get('filters') }).map((c) => summary(c, svc.mounts(c), networks?.summary(c) ?? NO_NETWORK)),
+      method: 'GET', path: '/containers/json', handler: async (ctx) => {
+        const list = svc.list({ all: boolParam(ctx.query, 'all'), limit: Number(ctx.query.get('limit') ?? 0) || undefined, filters: ctx.query.get('filters') });
+        const withSize = boolParam(ctx.query, 'size') && sizes;
+        const out = [];
+        for (const c of list) {
+          const s = containerSummary(c, svc.mounts(c), networks?.summary(c) ?? NO_NETWORK);
+          out.push(withSize ? { ...s, ...(await sizes(c)) } : s);
+        }
+        return out;
+      },
     },
     { method: 'GET', path: '/containers/{id}/json', handler: (ctx) => {
       const c = svc.resolve(ctx.params.id);
-      return inspect(c, svc.logPath(c), svc.mounts(c), networks?.settings(c) ?? { Ports: {}, Networks: {} });
+      return inspect(c, svc.logPath(c), svc.mounts(c), networks?.settings(c) ?? { Ports: {}, Networks: {} }, execIds?.(c) ?? []);
     } },
     { method: 'POST', path: '/containers/{id}/start', handler: async (ctx) => notModifiedIf(ctx, (await svc.start(ctx.params.id)) === 'already') },
     { method: 'POST', path: '/containers/{id}/stop', handler: async (ctx) => notModifiedIf(ctx, (await svc.stop(ctx.params.id, stopOpts(ctx))) === 'already') },

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ApiError } from '../../api-client/client.ts';
 import { Deframer } from '../../common/stdcopy.ts';
-import { humanDuration, parseBytes } from '../../common/units.ts';
+import { humanDuration, humanSize, parseBytes } from '../../common/units.ts';
 import { type Command, type CommandContext, CliError, UsageError, filtersParam, flags, requireArgs, splitAtFirstPositional } from '../command.ts';
 import type { Socket } from 'node:net';
 import { type Session, openSession } from '../session.ts';
@@ -561,7 +561,7 @@ Options:
     }, this.usage);
     requireArgs(ctx, positionals, 0, 0, this.usage);
     const limit = values.latest ? 1 : values.last ? Number(values.last) : undefined;
-    const list = await ctx.client().json<{ Id: string; Names: string[]; Image: string; Command: string; Created: number; Status: string; State: string; Ports: ListPort[] | null; Labels: Record<string, string>; Mounts?: { Name?: string; Source: string }[]; NetworkSettings?: { Networks?: Record<string, unknown> | null } | null }[]>(
+    const list = await ctx.client().json<{ Id: string; Names: string[]; Image: string; Command: string; Created: number; Status: string; State: string; Ports: ListPort[] | null; Labels: Record<string, string>; Mounts?: { Name?: string; Source: string }[]; NetworkSettings?: { Networks?: Record<string, unknown> | null } | null; SizeRw?: number; SizeRootFs?: number }[]>(
       'GET', '/containers/json', { query: { all: values.all, limit, filters: filtersParam(values.filter), size: values.size } });
     const trunc = !values['no-trunc'];
     const now = Date.now();
@@ -574,14 +574,14 @@ Options:
       Ports: displayablePorts(c.Ports ?? []),
       State: c.State,
       Status: c.Status,
-      Size: '0B',
+      Size: c.SizeRw === undefined ? '' : `${humanSize(c.SizeRw)} (virtual ${humanSize(c.SizeRootFs ?? 0)})`,
       Names: c.Names.map((n) => n.replace(/^\//, '')).join(','),
       Labels: Object.entries(c.Labels ?? {}).map(([k, v]) => `${k}=${v}`).join(','),
       Mounts: (c.Mounts ?? []).map((m) => m.Name || m.Source).map((n) => (trunc && [...n].length > 15 ? `${[...n].slice(0, 14).join('')}…` : n)).join(','),
       Networks: Object.keys(c.NetworkSettings?.Networks ?? {}).sort().join(','),
     }));
     const format = values.quiet ? '{{.ID}}' : values.format && values.format !== 'table' ? values.format
-      : 'table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}';
+      : `table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}${values.size ? '\t{{.Size}}' : ''}`;
     ctx.io.out((await import('../format/table.ts')).formatItems(format, rows, {
       ID: 'CONTAINER ID', Image: 'IMAGE', Command: 'COMMAND', CreatedAt: 'CREATED AT', RunningFor: 'CREATED', Ports: 'PORTS', State: 'STATE',
       Status: 'STATUS', Size: 'SIZE', Names: 'NAMES', Labels: 'LABELS', Mounts: 'MOUNTS', Networks: 'NETWORKS',

@@ -155,6 +155,14 @@ Options:
   },
 };
 
+/** What `inspect` looks for, in docker's order. */
+const INSPECT_PATHS: Record<string, (name: string) => string> = {
+  container: (n) => `/containers/${n}/json`,
+  image: (n) => `/images/${n}/json`,
+  network: (n) => `/networks/${n}`,
+  volume: (n) => `/volumes/${n}`,
+};
+
 export const inspect: Command = {
   usage: `Usage:  berth inspect [OPTIONS] NAME|ID [NAME|ID...]
 
@@ -169,22 +177,22 @@ Options:
     const { values, positionals } = flags(ctx, { format: { type: 'string', short: 'f' }, type: { type: 'string' } }, this.usage);
     requireArgs(ctx, positionals, 1, Infinity, this.usage);
     const type = values.type ?? '';
-    if (!['', 'container', 'image'].includes(type)) throw new CliError(`"${type}" is not a valid value for --type`);
+    if (!['', ...Object.keys(INSPECT_PATHS)].includes(type)) throw new CliError(`"${type}" is not a valid value for --type`);
     if (values.format) parseTemplate(values.format);
-    // Like docker: a container by that name or ID first, then an image.
+    // Like docker: a container by that name or ID first, then an image, a network, a volume.
     const found: unknown[] = [];
     const missing: string[] = [];
     for (const n of positionals) {
       let obj: unknown;
-      for (const kind of type ? [type] : ['container', 'image']) {
+      for (const kind of type ? [type] : Object.keys(INSPECT_PATHS)) {
         try {
-          obj = await ctx.client().json('GET', `/${kind}s/${encodeURIComponent(n)}/json`);
+          obj = await ctx.client().json('GET', INSPECT_PATHS[kind](encodeURIComponent(n)));
           break;
         } catch (e) {
           if (!(e instanceof ApiError && e.status === 404)) throw e;
         }
       }
-      if (obj === undefined) missing.push(`Error: No such ${type === 'container' ? 'container' : type === 'image' ? 'image' : 'object'}: ${n}`);
+      if (obj === undefined) missing.push(`Error: No such ${type || 'object'}: ${n}`);
       else found.push(obj);
     }
     if (found.length > 0 || missing.length === 0) printInspect(ctx, found, values.format);

@@ -101,6 +101,16 @@ interface DiskUsage {
   BuildCache: unknown[] | null;
 }
 
+/** A `system df` row: the size of every item, and of those not in use (what a prune would reclaim). */
+function usageRow<T>(type: string, items: T[], inUse: (x: T) => boolean, size: (x: T) => number): Record<string, string> {
+  const total = items.reduce((n, x) => n + size(x), 0);
+  const reclaimable = items.filter((x) => !inUse(x)).reduce((n, x) => n + size(x), 0);
+  return {
+    Type: type, TotalCount: String(items.length), Active: String(items.filter(inUse).length), Size: humanSize(total),
+    Reclaimable: `${humanSize(reclaimable)}${total > 0 ? ` (${Math.round((reclaimable / total) * 100)}%)` : ''}`,
+  };
+}
+
 export const df: Command = {
   usage: `Usage:  berth system df [OPTIONS]
 
@@ -115,13 +125,15 @@ Options:
     const { values } = flags(ctx, { format: { type: 'string' }, verbose: { type: 'boolean', short: 'v' } }, this.usage);
     const du = await ctx.client().json<DiskUsage>('GET', '/system/df');
     const images = du.Images ?? [];
+    const containers = (du.Containers ?? []) as { State: string; SizeRw?: number }[];
+    const volumes = (du.Volumes ?? []) as { UsageData?: { Size: number; RefCount: number } | null }[];
     const active = images.filter((i) => i.Containers > 0);
     const reclaimable = images.filter((i) => i.Containers <= 0).reduce((n, i) => n + i.Size, 0);
     const pct = (part: number, whole: number) => (whole > 0 ? ` (${Math.round((part / whole) * 100)}%)` : '');
     const rows = [
       { Type: 'Images', TotalCount: String(images.length), Active: String(active.length), Size: humanSize(du.LayersSize), Reclaimable: `${humanSize(reclaimable)}${pct(reclaimable, du.LayersSize)}` },
-      { Type: 'Containers', TotalCount: String(du.Containers?.length ?? 0), Active: '0', Size: '0B', Reclaimable: '0B' },
-      { Type: 'Local Volumes', TotalCount: String(du.Volumes?.length ?? 0), Active: '0', Size: '0B', Reclaimable: '0B' },
+      usageRow('Containers', containers, (c) => c.State === 'running', (c) => c.SizeRw ?? 0),
+      usageRow('Local Volumes', volumes, (v) => (v.UsageData?.RefCount ?? 0) > 0, (v) => Math.max(v.UsageData?.Size ?? 0, 0)),
       { Type: 'Build Cache', TotalCount: String(du.BuildCache?.length ?? 0), Active: '0', Size: '0B', Reclaimable: '0B' },
     ];
     const format = values.format && values.format !== 'table' ? values.format : 'table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}';
@@ -156,7 +168,8 @@ Options:
     const c = ctx.client();
     let reclaimed = 0;
     reclaimed += (await c.json<{ SpaceReclaimed: number }>('POST', '/containers/prune', { query: { filters } })).SpaceReclaimed ?? 0;
-    await c.json('POST', '/networks/prune', { query: { filters } });
+    const nets = await c.json<{ NetworksDeleted: string[] | null }>('POST', '/networks/prune', { query: { filters } });
+    if (nets.NetworksDeleted?.length) ctx.io.out(`Deleted Networks:\n${nets.NetworksDeleted.join('\n')}\n\n`);
     if (values.volumes) reclaimed += (await c.json<{ SpaceReclaimed: number }>('POST', '/volumes/prune', { query: { filters } })).SpaceReclaimed ?? 0;
     reclaimed += await pruneImages(ctx, Boolean(values.all), values.filter ?? []);
     reclaimed += (await c.json<{ SpaceReclaimed: number }>('POST', '/build/prune', { query: { all: values.all, filters } })).SpaceReclaimed ?? 0;
