@@ -82,6 +82,38 @@ describe('container operations: top, stats, update, pause, health, init, limits,
   const inspect = (name: string, format: string) => d.berth(['inspect', '--format', format, name]).stdout.trim();
   const idOf = (name: string) => inspect(name, '{{.Id}}');
 
+  test('ps -s and system df show the writable layer\'s size; inspect finds volumes and networks; ExecIDs lists live execs', () => {
+    d.berth(['volume', 'create', 'sized']);
+    const run = d.berth(['run', '-d', '--name', 'sized', '-v', 'sized:/data', 'busybox', 'sh', '-c',
+      'dd if=/dev/zero of=/big bs=1024 count=500 2>/dev/null && dd if=/dev/zero of=/data/v bs=1024 count=100 2>/dev/null && sleep 300']);
+    assert.equal(run.code, 0, run.stderr);
+    let sizes = '';
+    for (let i = 0; i < 50 && !/^5\d\dkB/.test(sizes); i++) {
+      spawnSync('sleep', ['0.1']);
+      sizes = d.berth(['ps', '-s', '--filter', 'name=sized', '--format', '{{.Size}}']).stdout.trim();
+    }
+    for (const c of CLIS) {
+      const r = cli(c, ['ps', '-s', '--filter', 'name=sized', '--format', '{{.Size}}']);
+      assert.match(r.stdout.trim(), /^5\d\dkB \(virtual \d[\d.]*MB\)$/, r.stdout);
+      const table = cli(c, ['ps', '-s', '--filter', 'name=sized']);
+      assert.match(table.stdout.split('\n')[0], /NAMES\s+SIZE$/, table.stdout);
+      const df = cli(c, ['system', 'df', '--format', '{{.Type}}:{{.TotalCount}}:{{.Active}}:{{.Size}}']);
+      assert.equal(df.code, 0, df.stderr);
+      assert.match(df.stdout, /^Containers:1:1:5\d\dkB$/m, df.stdout);
+      assert.match(df.stdout, /^Local Volumes:1:1:102(\.4)?kB$/m, df.stdout);
+      assert.equal(cli(c, ['inspect', '-f', '{{.Name}} {{.Driver}}', 'sized']).stdout.trim().split('\n')[0], '/sized overlayfs');
+      assert.equal(cli(c, ['inspect', '--type', 'volume', '-f', '{{.Name}} {{.Driver}}', 'sized']).stdout.trim(), 'sized local');
+      assert.equal(cli(c, ['inspect', '-f', '{{.Name}} {{.Driver}}', 'bridge']).stdout.trim(), 'bridge bridge');
+    }
+    assert.equal(inspect('sized', '{{json .ExecIDs}}'), 'null');
+    assert.equal(d.berth(['exec', '-d', 'sized', 'sleep', '30']).code, 0);
+    const ids = JSON.parse(inspect('sized', '{{json .ExecIDs}}')) as string[];
+    assert.equal(ids.length, 1);
+    assert.match(ids[0], /^[0-9a-f]{64}$/);
+    d.berth(['rm', '-f', 'sized']);
+    d.berth(['volume', 'rm', 'sized']);
+  });
+
   test('top lists the container\'s processes with ps columns, and refuses a stopped container', () => {
     d.berth(['run', '-d', '--name', 'topper', 'busybox', 'sh', '-c', 'sleep 300 & exec sleep 301']);
     for (const c of CLIS) {
