@@ -100,7 +100,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       initBin: '/usr/bin/tini-static',
       volumeMounts: (c, rootfs) => volumes.mountsFor(c.id, rootfs, c) as Promise<MountRequest[]>,
       releaseMounts: (c) => volumes.releaseContainer(c.id),
-      populateVolumes: (c, rootfs) => volumes.populate(c.id, rootfs),
+      populateVolumes: { wanted: (c) => volumes.wantsPopulate(c.id), fill: (c, rootfs) => volumes.populate(c.id, rootfs) },
     });
     const networks = new NetworkService({
       store: new NetworkStore(db), containers: containerStore, events, log: log.child({ module: 'network' }),

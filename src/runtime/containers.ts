@@ -68,8 +68,11 @@ export interface RuncRuntimeOptions {
   volumeMounts?: (c: ContainerRecord, rootfs: string) => Promise<MountRequest[]>;
   /** Called once the container has stopped and its mounts are gone. */
   releaseMounts?: (c: ContainerRecord) => Promise<void>;
-  /** At create, with the new container's root mounted at `rootfs`: Docker's copy-up of image files into its empty volumes. */
-  populateVolumes?: (c: ContainerRecord, rootfs: string) => Promise<void>;
+  /**
+   * At create, with the new container's root mounted at `rootfs`: Docker's copy-up of image files into its empty
+   * volumes. `wanted` says whether there may be any, so a container without volumes is not mounted for nothing.
+   */
+  populateVolumes?: { wanted: (c: ContainerRecord) => boolean; fill: (c: ContainerRecord, rootfs: string) => Promise<void> };
   log: Logger;
 }
 
@@ -109,11 +112,11 @@ export class RuncRuntime {
     await writeFile(join(dir, 'hosts'), hostsFile(c));
     await writeFile(join(dir, 'resolv.conf'), await readFile('/etc/resolv.conf', 'utf8').catch(() => ''));
     await writeFile(join(dir, '.dockerenv'), '');
-    if (this.#o.populateVolumes) {
+    if (this.#o.populateVolumes?.wanted(c)) {
       const rootfs = join(dir, 'rootfs');
       await mountRootfs(this.#o.snapshots.mounts(c.id), rootfs);
       try {
-        await this.#o.populateVolumes(c, rootfs);
+        await this.#o.populateVolumes.fill(c, rootfs);
       } finally {
         await unmountRootfs(rootfs).catch(() => unmountRootfs(rootfs, true));
       }

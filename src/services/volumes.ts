@@ -319,6 +319,11 @@ export class VolumeService {
    * the image's files at its destination (the new container's root is
    * mounted at `rootfs`). Device volumes are filled when they are mounted.
    */
+  /** Whether populate() may have files to copy: a container without volumes to fill needs no mount of its root. */
+  wantsPopulate(containerId: string): boolean {
+    return this.#store.mounts(containerId).some((m) => m.type === 'volume' && m.copyData);
+  }
+
   async populate(containerId: string, rootfs: string): Promise<void> {
     for (const m of this.#store.mounts(containerId)) {
       if (m.type !== 'volume' || !m.copyData) continue;
