@@ -301,8 +301,11 @@ export class ContainerService {
       Status: 'exited', Running: false, Paused: false, Restarting: false, Pid: 0, ExitCode: status.exitCode,
       OOMKilled: status.oomKilled, FinishedAt: status.finishedAt, Error: status.error ?? '',
     });
+    const t0 = performance.now();
     await this.#runtime.cleanup(c).catch((e) => this.#log.warn('cleanup failed', { id, err: e }));
+    const t1 = performance.now();
     await this.#networks?.release(c).catch((e) => this.#log.warn('releasing the network failed', { id, err: e }));
+    this.#log.debug('container exited', { id: c.shortId, ms: { cleanup: Math.round(t1 - t0), network: Math.round(performance.now() - t1) } });
     if (status.oomKilled) this.#events.emit('container', 'oom', c.id, { image: c.image, name: c.name });
     this.#events.emit('container', 'die', c.id, { image: c.image, name: c.name, exitCode: String(status.exitCode) });
     this.#resolveExit(c, status);
