@@ -170,6 +170,40 @@ export class Daemon {
   }
 }
 
+/**
+ * A Docker engine (Debian's docker.io: dockerd with its own containerd) in a
+ * private directory, when dockerd is installed; undefined otherwise. It has
+ * no bridge and no iptables rules (containers run with `--network none`), so
+ * it never meets berth's networks, and it never pulls: images come from
+ * `docker load`.
+ */
+export async function startDockerEngine(dir: string): Promise<{ env: Record<string, string>; version: string; stop: () => Promise<void> } | undefined> {
+  if (!existsSync('/usr/sbin/dockerd')) return undefined;
+  const root = join(dir, 'docker-engine');
+  const socket = join(root, 'docker.sock');
+  const proc = spawn('/usr/sbin/dockerd', [
+    '--data-root', join(root, 'data'), '--exec-root', join(root, 'exec'), '-H', `unix://${socket}`, '--pidfile', join(root, 'dockerd.pid'),
+    '--iptables=false', '--ip-forward=false', '--ip-masq=false', '--bridge=none',
+  ], { stdio: 'ignore' });
+  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+  const stop = async () => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+    await Promise.race([exited, sleep(15_000)]);
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+  };
+  onCleanup(() => { if (proc.exitCode === null) proc.kill('SIGKILL'); });
+  const env = { DOCKER_HOST: `unix://${socket}`, DOCKER_CONFIG: join(root, 'docker-config') };
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    if (proc.exitCode !== null) return undefined;
+    const r = spawnSync(DOCKER, ['version', '--format', '{{.Server.Version}}'], { env: { ...process.env, ...env }, encoding: 'utf8' });
+    if (r.status === 0) return { env, version: r.stdout.trim(), stop };
+    await sleep(200);
+  }
+  await stop();
+  return undefined;
+}
+
 function stopAllDaemons(): Promise<unknown> {
   return Promise.all([...running].map((d) => d.stop(3000)));
 }
