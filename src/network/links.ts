@@ -39,16 +39,28 @@ export async function linkAddresses(name: string): Promise<string[]> {
  * Makes the bridge if it is missing and gives it `gatewayCidr` (`172.18.0.1/16`).
  * route_localnet lets traffic to 127.0.0.1 that iptables sends to a container
  * leave through it: published ports answer on loopback without a proxy.
+ *
+ * The bridge's MAC address is pinned (a new bridge gets `mac`, an existing one
+ * keeps the one it has). Left to the kernel, a bridge takes the lowest MAC of
+ * its ports, so plugging or unplugging any container would change the
+ * gateway's MAC under the other containers' ARP caches, and their traffic to
+ * the gateway (DNS, the outside) would stall until the entries expire.
  */
-export async function ensureBridge(name: string, gatewayCidr: string): Promise<void> {
+export async function ensureBridge(name: string, gatewayCidr: string, mac: string): Promise<void> {
   const lines: string[] = [];
-  if (!linkExists(name)) lines.push(`link add name ${name} type bridge`);
+  if (!linkExists(name)) lines.push(`link add name ${name} type bridge`, `link set ${name} address ${mac}`);
+  else if ((await readFile(`/sys/class/net/${name}/addr_assign_type`, 'utf8')).trim() !== NET_ADDR_SET) {
+    lines.push(`link set ${name} address ${(await readFile(`/sys/class/net/${name}/address`, 'utf8')).trim()}`);
+  }
   const have = linkExists(name) ? await linkAddresses(name) : [];
   if (!have.includes(gatewayCidr)) lines.push(`addr add ${gatewayCidr} dev ${name}`);
   lines.push(`link set ${name} up`);
   await ipBatch(lines);
   await writeFile(`/proc/sys/net/ipv4/conf/${name}/route_localnet`, '1');
 }
+
+/** /sys/class/net/<dev>/addr_assign_type of an address set by hand, which the bridge then keeps. */
+const NET_ADDR_SET = '3';
 
 export async function deleteLink(name: string): Promise<void> {
   if (linkExists(name)) await ipBatch([`link del ${name}`]);

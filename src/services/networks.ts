@@ -113,13 +113,13 @@ export class NetworkService {
     const [gw, prefix] = gatewayCidr.split('/');
     if (parseIp(gw) === undefined || !prefix) throw invalidArgument(`invalid --bip ${gatewayCidr}: want an address with a prefix, like 172.17.0.1/16`);
     const subnet = formatCidr(parseCidr(gatewayCidr));
-    await ensureBridge(this.#opts.bridge, gatewayCidr);
+    await ensureBridge(this.#opts.bridge, gatewayCidr, macFor(parseIp(gw)!));
     if (current) this.#store.setBridge(current.id, subnet, gw, this.#opts.bridge);
     else this.#store.insert(record({ name: 'bridge', driver: 'bridge', builtin: true, bridge: this.#opts.bridge, subnet, gateway: gw }));
   }
 
   async #bringUp(n: NetworkRecord): Promise<void> {
-    await ensureBridge(n.bridge, `${n.gateway}/${n.subnet.split('/')[1]}`);
+    await ensureBridge(n.bridge, `${n.gateway}/${n.subnet.split('/')[1]}`, macFor(parseIp(n.gateway)!));
     await this.#dns.listen(n.gateway).catch((e) => this.#log.warn('embedded DNS not listening', { network: n.name, err: e }));
   }
 
