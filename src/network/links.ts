@@ -83,6 +83,12 @@ export interface VethPlug {
   mac: string;
   /** Set for the container's first network: its default route. */
   gateway?: string;
+  /**
+   * For the interface that published ports lead to: the container reaches its own
+   * ports through the host. The DNATed frame goes back out of the bridge port it
+   * came in by, which a bridge does only in hairpin mode.
+   */
+  hairpin?: boolean;
 }
 
 /** A veth pair: one end on the bridge, the other in the container as `ifname`, addressed and up. */
@@ -90,6 +96,7 @@ export async function plugVeth(p: VethPlug): Promise<void> {
   await ipBatch([
     `link add name ${p.hostIfname} type veth peer name ${p.ifname} address ${p.mac} netns ${p.pid}`,
     `link set ${p.hostIfname} master ${p.bridge} up`,
+    ...(p.hairpin ? [`link set ${p.hostIfname} type bridge_slave hairpin on`] : []),
   ]);
   await ipBatch([
     `addr add ${p.address} dev ${p.ifname}`,

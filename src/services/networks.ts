@@ -409,11 +409,14 @@ export class NetworkService {
   /** With the container created (its namespace exists) and not yet running: wires its interfaces and ports. */
   async plug(c: ContainerRecord, pid: number): Promise<void> {
     const eps = this.#store.endpoints(c.id).filter((e) => e.ip !== null);
+    const publishes = this.#store.ports(c.id).length > 0;
     for (const [i, e] of eps.entries()) {
       const n = this.#store.get(e.networkId)!;
       await plugVeth({
         pid, bridge: n.bridge, hostIfname: e.hostIfname, ifname: e.ifname, address: `${e.ip}/${n.subnet.split('/')[1]}`, mac: e.mac,
         gateway: i === 0 && !n.internal ? n.gateway : undefined,
+        // Published ports lead to the first endpoint's address (see #firewallState).
+        hairpin: i === 0 && publishes,
       });
     }
     const loading = this.#loadingPorts.get(c.id);
