@@ -482,6 +482,9 @@ export class NetworkService {
     if (e.ip !== null && c.state.Running && c.state.Pid) await unplugVeth(c.state.Pid, e.ifname).catch(() => {});
     if (e.hostIfname && linkExists(e.hostIfname)) await deleteLink(e.hostIfname).catch(() => {});
     this.#store.leave(c.id, n.id);
+    // Published ports lead to the container's first address: if that one went, they must follow it
+    // (to the next network's address, or nowhere) before the freed address goes to another container.
+    if (e.ip !== null && this.#store.ports(c.id).length) await this.#firewall.sync(['nat']);
     this.#events.emit('network', 'disconnect', n.id, { container: c.id, name: n.name, type: n.driver });
   }
 
