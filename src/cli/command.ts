@@ -2,7 +2,7 @@ import { createReadStream, createWriteStream, type ReadStream } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import type { ApiClient } from '../api-client/client.ts';
+import { type ApiClient, ApiError } from '../api-client/client.ts';
 
 /** A usage mistake: printed with a pointer to --help; exits 125 for flags, as docker does, else 1. */
 export class UsageError extends Error {
@@ -162,4 +162,49 @@ export async function writeOutput(src: AsyncIterable<Uint8Array> | NodeJS.Readab
     await rm(tmp, { force: true });
     throw e;
   }
+}
+
+/**
+ * `volume inspect`, `network inspect`: each named object's JSON from `path(name)`, printed as
+ * one JSON array or through a template, then the daemon's error for each that failed (exit 1).
+ */
+export async function inspectEach(ctx: CommandContext, names: string[], path: (name: string) => string, format: string | undefined,
+  query?: Record<string, string | number | boolean | undefined>): Promise<number> {
+  const { parseTemplate } = await import('./format/template.ts');
+  const tmpl = format && format !== 'json' ? parseTemplate(format.replace(/\\t/g, '\t').replace(/\\n/g, '\n')) : undefined;
+  const found: unknown[] = [];
+  const errors: string[] = [];
+  for (const n of names) {
+    try {
+      found.push(await ctx.client().json('GET', path(encodeURIComponent(n)), { query }));
+    } catch (e) {
+      if (!(e instanceof ApiError)) throw e;
+      errors.push(`Error response from daemon: ${e.message}`);
+    }
+  }
+  ctx.io.out(tmpl ? found.map((v) => tmpl.execute(v) + '\n').join('') : JSON.stringify(found, null, 4) + '\n');
+  if (!errors.length) return 0;
+  ctx.io.err(errors.join('\n') + '\n');
+  return 1;
+}
+
+/**
+ * `volume rm`, `network rm`: DELETE each named object, printing its name, or the daemon's error
+ * (exit 1 after trying them all). `ignore` lets a caller pass over some errors (`network rm -f` of a missing one).
+ */
+export async function removeEach(ctx: CommandContext, names: string[], path: (name: string) => string,
+  opts: { query?: Record<string, string | number | boolean | undefined>; ignore?: (e: ApiError) => boolean } = {}): Promise<number> {
+  let failed = false;
+  for (const n of names) {
+    try {
+      await ctx.client().request('DELETE', path(encodeURIComponent(n)), { query: opts.query }).then((r) => r.resume());
+      ctx.io.out(`${n}\n`);
+    } catch (e) {
+      if (!(e instanceof ApiError)) throw e;
+      if (opts.ignore?.(e)) continue;
+      ctx.io.err(`Error response from daemon: ${e.message}\n`);
+      failed = true;
+    }
+  }
+  return failed ? 1 : 0;
 }

@@ -1,8 +1,6 @@
-import { ApiError } from '../../api-client/client.ts';
 import { goTime } from '../../common/units.ts';
-import { type Command, CliError, confirm, filtersParam, flags, requireArgs } from '../command.ts';
+import { type Command, CliError, confirm, filtersParam, flags, inspectEach, removeEach, requireArgs } from '../command.ts';
 import { formatItems } from '../format/table.ts';
-import { parseTemplate } from '../format/template.ts';
 import { naturalLess, parseIP } from '../ports.ts';
 
 interface Network {
@@ -185,24 +183,7 @@ Options:
   async run(ctx) {
     const { values, positionals } = flags(ctx, { format: { type: 'string', short: 'f' }, verbose: { type: 'boolean', short: 'v' } }, this.usage);
     requireArgs(ctx, positionals, 1, Infinity, this.usage);
-    const tmpl = values.format && values.format !== 'json' ? parseTemplate(values.format.replace(/\\t/g, '\t').replace(/\\n/g, '\n')) : undefined;
-    const found: unknown[] = [];
-    const errors: string[] = [];
-    for (const n of positionals) {
-      try {
-        found.push(await ctx.client().json<Network>('GET', `/networks/${encodeURIComponent(n)}`, { query: { verbose: values.verbose || undefined } }));
-      } catch (e) {
-        if (!(e instanceof ApiError)) throw e;
-        errors.push(`Error response from daemon: ${e.message}`);
-      }
-    }
-    if (tmpl) ctx.io.out(found.map((v) => tmpl.execute(v) + '\n').join(''));
-    else ctx.io.out(JSON.stringify(found, null, 4) + '\n');
-    if (errors.length) {
-      ctx.io.err(errors.join('\n') + '\n');
-      return 1;
-    }
-    return 0;
+    return inspectEach(ctx, positionals, (n) => `/networks/${n}`, values.format, { verbose: values.verbose || undefined });
   },
 };
 
@@ -221,19 +202,7 @@ Options:
   async run(ctx) {
     const { values, positionals } = flags(ctx, { force: { type: 'boolean', short: 'f' } }, this.usage);
     requireArgs(ctx, positionals, 1, Infinity, this.usage);
-    let failed = false;
-    for (const n of positionals) {
-      try {
-        await ctx.client().request('DELETE', `/networks/${encodeURIComponent(n)}`).then((r) => r.resume());
-        ctx.io.out(`${n}\n`);
-      } catch (e) {
-        if (!(e instanceof ApiError)) throw e;
-        if (values.force && e.status === 404) continue;
-        ctx.io.err(`Error response from daemon: ${e.message}\n`);
-        failed = true;
-      }
-    }
-    return failed ? 1 : 0;
+    return removeEach(ctx, positionals, (n) => `/networks/${n}`, { ignore: (e) => Boolean(values.force) && e.status === 404 });
   },
 };
 
