@@ -102,6 +102,11 @@ export class NetworkStore {
     return r && toNetwork(r);
   }
 
+  byName(name: string): NetworkRecord | undefined {
+    const r = this.#q.byName.get(name) as NetworkRow | undefined;
+    return r && toNetwork(r);
+  }
+
   /** Docker's lookup order for networks: full ID, exact name, then a unique ID prefix. */
   find(idOrName: string): NetworkRecord | 'ambiguous' | undefined {
     const exact = (this.#q.get.get(idOrName) ?? this.#q.byName.get(idOrName)) as NetworkRow | undefined;

@@ -75,7 +75,7 @@ export class NetworkService {
     if (this.#opts.dns?.length) this.#hostResolv.nameservers = this.#opts.dns;
     await this.#ensureDefaultBridge();
     for (const name of ['host', 'none']) {
-      if (!this.#store.find(name)) this.#store.insert(record({ name, driver: name === 'host' ? 'host' : 'null', builtin: true }));
+      if (!this.#store.byName(name)) this.#store.insert(record({ name, driver: name === 'host' ? 'host' : 'null', builtin: true }));
     }
     await enableForwarding();
     for (const n of this.#store.list()) if (n.driver === 'bridge' && !n.builtin) await this.#bringUp(n);
@@ -100,8 +100,7 @@ export class NetworkService {
   }
 
   async #ensureDefaultBridge(): Promise<void> {
-    const existing = this.#store.find('bridge');
-    const current = existing && existing !== 'ambiguous' ? existing : undefined;
+    const current = this.#store.byName('bridge');
     let gatewayCidr = this.#opts.bip;
     if (!gatewayCidr && current && current.bridge === this.#opts.bridge) gatewayCidr = `${current.gateway}/${current.subnet.split('/')[1]}`;
     if (!gatewayCidr && linkExists(this.#opts.bridge)) gatewayCidr = (await linkAddresses(this.#opts.bridge))[0];
@@ -146,7 +145,7 @@ export class NetworkService {
     const driver = req.Driver || 'bridge';
     if (driver === 'host' || driver === 'null') throw forbidden(`only one instance of "${driver}" network is allowed`);
     if (driver !== 'bridge') throw notFound(`plugin "${driver}" not found`);
-    if (this.#store.find(name) && (this.#store.find(name) as NetworkRecord).name === name) throw conflict(`network with name ${name} already exists`);
+    if (this.#store.byName(name)) throw conflict(`network with name ${name} already exists`);
     if (req.EnableIPv6) throw invalidArgument('IPv6 networks are not supported by berth yet');
     const configs = req.IPAM?.Config ?? [];
     if (configs.length > 1) throw invalidArgument('berth supports one IPv4 subnet per network');
@@ -495,7 +494,7 @@ export class NetworkService {
     let top: { ip: string; gw: string; prefix: number; mac: string; endpoint: string } | undefined;
     const mode = networkMode(c);
     if (mode === 'host' || mode === 'none') {
-      const n = this.#store.find(mode) as NetworkRecord | undefined;
+      const n = this.#store.byName(mode);
       networks[mode] = endpointJson(n?.id ?? '', undefined, undefined);
     }
     for (const e of this.#store.endpoints(c.id)) {
@@ -548,7 +547,7 @@ export class NetworkService {
   // ------------------------------------------------------------ files, rules, DNS
 
   #extraHosts(c: ContainerRecord): string[] {
-    const bridge = this.#store.find('bridge') as NetworkRecord | undefined;
+    const bridge = this.#store.byName('bridge');
     return ((c.hostConfig.ExtraHosts ?? []) as string[]).map((h) => {
       const i = h.indexOf(':');
       if (i <= 0) throw invalidArgument(`invalid argument "${h}" for "--add-host" flag: bad format for add-host: "${h}"`);
