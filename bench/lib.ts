@@ -127,6 +127,7 @@ export class Daemon {
       if (this.proc.exitCode === null && this.proc.signalCode === null && pid) {
         try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
       }
+      killContainers(this.dataRoot);
       removeDaemonNetworking(this.bridge, this.dataRoot);
     });
   }
@@ -202,6 +203,17 @@ export async function startDockerEngine(dir: string): Promise<{ env: Record<stri
   }
   await stop();
   return undefined;
+}
+
+/**
+ * Containers outlive their daemon by design; a benchmark that stops early must
+ * not leave its own running. runc's record under the data root lists them.
+ */
+function killContainers(dataRoot: string): void {
+  const root = join(dataRoot, 'runc');
+  if (!existsSync(root)) return;
+  const ids = spawnSync('runc', ['--root', root, 'list', '-q'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean);
+  for (const id of ids) spawnSync('runc', ['--root', root, 'delete', '--force', id]);
 }
 
 function stopAllDaemons(): Promise<unknown> {

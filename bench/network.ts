@@ -3,7 +3,7 @@
 //   (target: under 30 ms);
 // - throughput of a 1 GiB body pulled by a loopback client through a published port, against the
 //   same server and client with no container in between (target: at least 0.8x the direct figure).
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { BERTH, Daemon, ROOT, fmt, main, onCleanup, section, sleep, stats, table, tempDir, timeOk, verdict } from './lib.ts';
@@ -49,6 +49,7 @@ await main(async () => {
   execFileSync('truncate', ['-s', String(BODY), join(www, 'body')]);
   const direct = spawn('busybox', ['httpd', '-f', '-p', '127.0.0.1:18970', '-h', www], { stdio: 'ignore' });
   onCleanup(() => direct.kill('SIGKILL'));
+  onCleanup(() => spawnSync(BERTH, ['rm', '-f', 'bench-web'], { env: { ...process.env, ...env } }));
   await timeOk(BERTH, ['run', '-d', '--name', 'bench-web', '-p', '127.0.0.1:18971:80', '-v', `${www}:/www:ro`, 'busybox', 'httpd', '-f', '-p', '80', '-h', '/www'], { env });
   await sleep(300);
   const pull = async (port: number) => {
