@@ -40,8 +40,8 @@ export async function linkAddresses(name: string): Promise<string[]> {
  * route_localnet lets traffic to 127.0.0.1 that iptables sends to a container
  * leave through it: published ports answer on loopback without a proxy.
  *
- * The bridge's MAC address is pinned (a new bridge gets `mac`, an existing one
- * keeps the one it has). Left to the kernel, a bridge takes the lowest MAC of
+ * The bridge's MAC address is pinned to `mac` (derived from the gateway address,
+ * so it is the same from one start to the next). Left to the kernel, a bridge takes the lowest MAC of
  * its ports, so plugging or unplugging any container would change the
  * gateway's MAC under the other containers' ARP caches, and their traffic to
  * the gateway (DNS, the outside) would stall until the entries expire.
@@ -50,7 +50,9 @@ export async function ensureBridge(name: string, gatewayCidr: string, mac: strin
   const lines: string[] = [];
   if (!linkExists(name)) lines.push(`link add name ${name} type bridge`, `link set ${name} address ${mac}`);
   else if ((await readFile(`/sys/class/net/${name}/addr_assign_type`, 'utf8')).trim() !== NET_ADDR_SET) {
-    lines.push(`link set ${name} address ${(await readFile(`/sys/class/net/${name}/address`, 'utf8')).trim()}`);
+    // Not pinned yet (a bridge from before pinning, or made by hand). Its current address may be the
+    // all-zero one of a bridge without ports, which no neighbour can answer: take the stable one.
+    lines.push(`link set ${name} address ${mac}`);
   }
   const have = linkExists(name) ? await linkAddresses(name) : [];
   if (!have.includes(gatewayCidr)) lines.push(`addr add ${gatewayCidr} dev ${name}`);

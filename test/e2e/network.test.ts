@@ -640,6 +640,31 @@ describe('networking through berth and docker', () => {
     }
   });
 
+  test('a bridge that already exists, left with the all-zero MAC when its last port went, is taken over and serves', async () => {
+    const d3 = new TestDaemon();
+    try {
+      // As an older berthd would leave it: a bridge whose last port went, which the kernel leaves with the all-zero MAC.
+      const port = `vz${d3.net.index}`;
+      ok(sh('ip', ['link', 'add', 'name', d3.net.bridge, 'type', 'bridge']));
+      ok(sh('ip', ['link', 'add', port, 'type', 'veth', 'peer', 'name', `${port}p`]));
+      ok(sh('ip', ['link', 'set', port, 'master', d3.net.bridge]));
+      ok(sh('ip', ['link', 'del', port]));
+      assert.equal(readFileSync(`/sys/class/net/${d3.net.bridge}/address`, 'utf8').trim(), '00:00:00:00:00:00');
+      await d3.startProcess();
+      importBusybox(d3);
+      const mac = readFileSync(`/sys/class/net/${d3.net.bridge}/address`, 'utf8').trim();
+      assert.notEqual(mac, '00:00:00:00:00:00');
+      const P3 = 21050 + d3.net.index * 100;
+      ok(d3.berth(['run', '-d', '--name', 'web3', '-p', `127.0.0.1:${P3}:80`, 'busybox', 'sh', '-c', serve('web3')]));
+      await waitServes(P3, 'web3\n');
+      assert.equal(readFileSync(`/sys/class/net/${d3.net.bridge}/address`, 'utf8').trim(), mac);
+      ok(d3.berth(['rm', '-f', 'web3']));
+    } finally {
+      for (const id of d3.berth(['ps', '-aq']).stdout.trim().split('\n').filter(Boolean)) d3.berth(['rm', '-f', id]);
+      await d3.cleanup();
+    }
+  });
+
   test('network rm and prune, through both CLIs, once the members are gone', () => {
     ok(d.berth(['rm', '-f', 'intl-a']));
     ok(d.berth(['network', 'rm', 'intl']));
