@@ -208,3 +208,13 @@ export async function removeEach(ctx: CommandContext, names: string[], path: (na
   }
   return failed ? 1 : 0;
 }
+
+/** `k=v` pairs (`--label`, `--opt`) as a map; a bare key has the empty value. */
+export function keyValues(list: string[] | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const kv of list ?? []) {
+    const i = kv.indexOf('=');
+    out[i < 0 ? kv : kv.slice(0, i)] = i < 0 ? '' : kv.slice(i + 1);
+  }
+  return out;
+}

@@ -1,5 +1,5 @@
 import { goTime } from '../../common/units.ts';
-import { type Command, CliError, confirm, filtersParam, flags, inspectEach, removeEach, requireArgs } from '../command.ts';
+import { type Command, CliError, confirm, filtersParam, flags, inspectEach, keyValues, removeEach, requireArgs } from '../command.ts';
 import { formatItems } from '../format/table.ts';
 import { naturalLess, parseIP } from '../ports.ts';
 
@@ -11,16 +11,6 @@ interface Network {
 const NETWORK_HEADERS = {
   ID: 'NETWORK ID', Name: 'NAME', Driver: 'DRIVER', Scope: 'SCOPE', IPv4: 'IPV4', IPv6: 'IPV6', Internal: 'INTERNAL', Labels: 'LABELS', CreatedAt: 'CREATED AT',
 };
-
-/** `k=v` pairs (`--label`, `--opt`) as a map; a bare key has the empty value. */
-function keyValues(list: string[] | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const kv of list ?? []) {
-    const i = kv.indexOf('=');
-    out[i < 0 ? kv : kv.slice(0, i)] = i < 0 ? '' : kv.slice(i + 1);
-  }
-  return out;
-}
 
 /** pflag's `strings` flags: each value may hold several, comma-separated. */
 function strings(list: string[] | undefined): string[] {

@@ -1,5 +1,5 @@
 import { humanSize } from '../../common/units.ts';
-import { type Command, CliError, confirm, filtersParam, flags, inspectEach, removeEach, requireArgs } from '../command.ts';
+import { type Command, CliError, confirm, filtersParam, flags, inspectEach, keyValues, removeEach, requireArgs } from '../command.ts';
 import { formatItems } from '../format/table.ts';
 
 interface Volume {
@@ -11,16 +11,6 @@ const VOLUME_HEADERS = {
   Driver: 'DRIVER', Name: 'VOLUME NAME', Scope: 'SCOPE', Mountpoint: 'MOUNTPOINT', Labels: 'LABELS', Links: 'LINKS', Size: 'SIZE',
   Group: 'GROUP', Availability: 'AVAILABILITY', Status: 'STATUS',
 };
-
-/** `k=v` pairs (`--label`, `--opt`) as a map; a bare key has the empty value. */
-function keyValues(list: string[] | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const kv of list ?? []) {
-    const i = kv.indexOf('=');
-    out[i < 0 ? kv : kv.slice(0, i)] = i < 0 ? '' : kv.slice(i + 1);
-  }
-  return out;
-}
 
 export const volumeCreate: Command = {
   usage: `Usage:  berth volume create [OPTIONS] [VOLUME]
