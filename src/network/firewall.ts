@@ -159,13 +159,4 @@ export class Firewall {
     this.#running = next;
     return next;
   }
-
-  /** Removes the jumps and the chains (for a daemon that is being taken off a host, and for tests). */
-  async remove(): Promise<void> {
-    for (const [table, chain, rule] of jumpRules(this.chains)) while (await iptables(table, ['-D', chain, ...rule]));
-    for (const [table, chain] of [['nat', this.chains.dnat], ['nat', this.chains.post], ['filter', this.chains.forward], ['filter', this.chains.isolation]]) {
-      await iptables(table, ['-F', chain]);
-      await iptables(table, ['-X', chain]);
-    }
-  }
 }

@@ -162,7 +162,7 @@ export class ContainerService {
 
   /** What `ps --filter network=` matches: the names and IDs of the container's networks. */
   #networkKeys(c: ContainerRecord): string[] {
-    return this.#networks ? this.#networks.networkNames(c).flatMap((n) => [n, this.#networks!.find(n).id]) : [];
+    return this.#networks?.networkKeys(c) ?? [];
   }
 
   /** What `ps --filter publish=` matches: each published host port as `port/proto`. */

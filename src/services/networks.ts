@@ -92,17 +92,10 @@ export class NetworkService {
     this.#reservations.clear();
   }
 
-  /** Takes berth's rules and default bridge off the host (tests, uninstall). */
-  async removeFromHost(): Promise<void> {
-    await this.close();
-    await this.#firewall.remove();
-    for (const n of this.#store.list()) if (n.driver === 'bridge') await deleteLink(n.bridge).catch(() => {});
-  }
-
   async #ensureDefaultBridge(): Promise<void> {
     const current = this.#store.byName('bridge');
     let gatewayCidr = this.#opts.bip;
-    if (!gatewayCidr && current && current.bridge === this.#opts.bridge) gatewayCidr = `${current.gateway}/${current.subnet.split('/')[1]}`;
+    if (!gatewayCidr && current && current.bridge === this.#opts.bridge) gatewayCidr = `${current.gateway}/${prefixOf(current)}`;
     if (!gatewayCidr && linkExists(this.#opts.bridge)) gatewayCidr = (await linkAddresses(this.#opts.bridge))[0];
     if (!gatewayCidr) {
       const subnet = pickSubnet(this.#opts.pools ?? DEFAULT_POOLS, [...(await hostRoutes()), ...this.#subnets()]);
@@ -118,7 +111,7 @@ export class NetworkService {
   }
 
   async #bringUp(n: NetworkRecord): Promise<void> {
-    await ensureBridge(n.bridge, `${n.gateway}/${n.subnet.split('/')[1]}`, macFor(parseIp(n.gateway)!));
+    await ensureBridge(n.bridge, `${n.gateway}/${prefixOf(n)}`, macFor(parseIp(n.gateway)!));
     await this.#dns.listen(n.gateway).catch((e) => this.#log.warn('embedded DNS not listening', { network: n.name, err: e }));
   }
 
@@ -245,7 +238,7 @@ export class NetworkService {
       if (e.ip === null) continue;
       containers[e.containerId] = {
         Name: this.#containers.get(e.containerId)?.name ?? '', EndpointID: e.endpointId, MacAddress: e.mac,
-        IPv4Address: `${e.ip}/${n.subnet.split('/')[1]}`, IPv6Address: '',
+        IPv4Address: `${e.ip}/${prefixOf(n)}`, IPv6Address: '',
       };
     }
     const options = n.driver === 'bridge' && n.builtin
@@ -337,13 +330,21 @@ export class NetworkService {
       for (const [i, e] of this.#store.endpoints(c.id).entries()) {
         const n = this.#store.get(e.networkId);
         if (!n) throw notFound(`network ${e.networkId} not found`);
-        const ip = this.#address(n, e.requestedIp);
-        const bound = { ...e, endpointId: randomBytes(32).toString('hex'), ip: formatIp(ip), mac: macFor(ip), ifname: `eth${i}`, hostIfname: `veth${randomBytes(4).toString('hex').slice(0, 7)}` };
-        this.#store.bind(bound);
-        out.push(bound);
+        out.push({ ...e, ...this.#bind(e, n, `eth${i}`) });
       }
       return out;
     });
+  }
+
+  /** Gives one endpoint an address on `n`, a MAC, and its interface names, and records them (inside the caller's transaction). */
+  #bind(e: Pick<EndpointRecord, 'containerId' | 'networkId' | 'requestedIp'>, n: NetworkRecord, ifname: string) {
+    const ip = this.#address(n, e.requestedIp);
+    const bound = {
+      containerId: e.containerId, networkId: e.networkId, endpointId: randomBytes(32).toString('hex'), ip: formatIp(ip), mac: macFor(ip),
+      ifname, hostIfname: `veth${randomBytes(4).toString('hex').slice(0, 7)}`,
+    };
+    this.#store.bind(bound);
+    return bound;
   }
 
   #address(n: NetworkRecord, requested: string): number {
@@ -412,7 +413,7 @@ export class NetworkService {
     for (const [i, e] of eps.entries()) {
       const n = this.#store.get(e.networkId)!;
       await plugVeth({
-        pid, bridge: n.bridge, hostIfname: e.hostIfname, ifname: e.ifname, address: `${e.ip}/${n.subnet.split('/')[1]}`, mac: e.mac,
+        pid, bridge: n.bridge, hostIfname: e.hostIfname, ifname: e.ifname, address: `${e.ip}/${prefixOf(n)}`, mac: e.mac,
         gateway: i === 0 && !n.internal ? n.gateway : undefined,
         // Published ports lead to the first endpoint's address (see #firewallState).
         hairpin: i === 0 && publishes,
@@ -456,15 +457,12 @@ export class NetworkService {
     if (c.state.Running && c.state.Pid) {
       try {
         const e = this.#store.transaction(() => {
-          const address = this.#address(n, ip);
           const used = new Set(this.#store.endpoints(c.id).map((x) => x.ifname));
           let k = 0;
           while (used.has(`eth${k}`)) k++;
-          const bound = { containerId: c.id, networkId: n.id, endpointId: randomBytes(32).toString('hex'), ip: formatIp(address), mac: macFor(address), ifname: `eth${k}`, hostIfname: `veth${randomBytes(4).toString('hex').slice(0, 7)}` };
-          this.#store.bind(bound);
-          return bound;
+          return this.#bind({ containerId: c.id, networkId: n.id, requestedIp: ip }, n, `eth${k}`);
         });
-        await plugVeth({ pid: c.state.Pid, bridge: n.bridge, hostIfname: e.hostIfname, ifname: e.ifname, address: `${e.ip}/${n.subnet.split('/')[1]}`, mac: e.mac });
+        await plugVeth({ pid: c.state.Pid, bridge: n.bridge, hostIfname: e.hostIfname, ifname: e.ifname, address: `${e.ip}/${prefixOf(n)}`, mac: e.mac });
       } catch (err) {
         this.#store.leave(c.id, n.id);
         throw err;
@@ -490,26 +488,31 @@ export class NetworkService {
   /** Docker's NetworkSettings for container inspect. */
   settings(c: ContainerRecord): Record<string, unknown> {
     const running = c.state.Running;
-    const networks: Record<string, unknown> = {};
-    let top: { ip: string; gw: string; prefix: number; mac: string; endpoint: string } | undefined;
-    const mode = networkMode(c);
-    if (mode === 'host' || mode === 'none') {
-      const n = this.#store.byName(mode);
-      networks[mode] = endpointJson(n?.id ?? '', undefined, undefined);
-    }
-    for (const e of this.#store.endpoints(c.id)) {
-      const n = this.#store.get(e.networkId);
-      if (!n) continue;
-      networks[n.name] = endpointJson(n.id, e, n);
-      if (n.builtin && e.ip) top = { ip: e.ip, gw: n.gateway, prefix: Number(n.subnet.split('/')[1]), mac: e.mac, endpoint: e.endpointId };
-    }
+    // The top-level address fields are the default bridge's, as in Docker.
+    const top = this.#memberships(c).find((m) => m.network?.builtin && m.endpoint?.ip);
+    const e = top?.endpoint;
     return {
       Bridge: '', SandboxID: running ? c.id : '', SandboxKey: running && c.state.Pid ? `/proc/${c.state.Pid}/ns/net` : '',
       Ports: running ? this.ports(c) : {}, HairpinMode: false, LinkLocalIPv6Address: '', LinkLocalIPv6PrefixLen: 0,
-      SecondaryIPAddresses: null, SecondaryIPv6Addresses: null, EndpointID: top?.endpoint ?? '', Gateway: top?.gw ?? '',
-      GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0, IPAddress: top?.ip ?? '', IPPrefixLen: top?.prefix ?? 0, IPv6Gateway: '',
-      MacAddress: top?.mac ?? '', Networks: networks,
+      SecondaryIPAddresses: null, SecondaryIPv6Addresses: null, EndpointID: e?.endpointId ?? '', Gateway: top?.network?.gateway ?? '',
+      GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0, IPAddress: e?.ip ?? '', IPPrefixLen: top?.network ? prefixOf(top.network) : 0, IPv6Gateway: '',
+      MacAddress: e?.mac ?? '', Networks: this.#networksJson(c),
     };
+  }
+
+  /** The networks a container is on: its endpoints' networks, or the host or none network of its mode. */
+  #memberships(c: ContainerRecord): { name: string; id: string; network?: NetworkRecord; endpoint?: EndpointRecord }[] {
+    const mode = networkMode(c);
+    if (mode === 'host' || mode === 'none') return [{ name: mode, id: this.#store.byName(mode)?.id ?? '' }];
+    return this.#store.endpoints(c.id).flatMap((e) => {
+      const n = this.#store.get(e.networkId);
+      return n ? [{ name: n.name, id: n.id, network: n, endpoint: e }] : [];
+    });
+  }
+
+  /** NetworkSettings.Networks: an EndpointSettings per network. */
+  #networksJson(c: ContainerRecord): Record<string, unknown> {
+    return Object.fromEntries(this.#memberships(c).map((m) => [m.name, endpointJson(m.id, m.endpoint, m.network)]));
   }
 
   /** NetworkSettings.Ports: every exposed port, with its host bindings or null. */
@@ -529,14 +532,12 @@ export class NetworkService {
       const [port, proto = 'tcp'] = k.split('/');
       if (!published.some((p) => p.containerPort === Number(port) && p.proto === proto)) ports.push({ PrivatePort: Number(port), Type: proto });
     }
-    return { Ports: ports, Networks: this.settings(c).Networks as Record<string, unknown> };
+    return { Ports: ports, Networks: this.#networksJson(c) };
   }
 
-  /** Names of the networks the container is on (ps --filter network). */
-  networkNames(c: ContainerRecord): string[] {
-    const mode = networkMode(c);
-    if (mode === 'host' || mode === 'none') return [mode];
-    return this.#store.endpoints(c.id).map((e) => this.#store.get(e.networkId)?.name).filter((x): x is string => Boolean(x));
+  /** What `ps --filter network=` matches: the names and IDs of the networks the container is on. */
+  networkKeys(c: ContainerRecord): string[] {
+    return this.#memberships(c).flatMap((m) => [m.name, m.id]);
   }
 
   /** Host ports the container publishes now (ps --filter publish). */
@@ -623,6 +624,8 @@ export class NetworkService {
   }
 }
 
+const prefixOf = (n: NetworkRecord) => Number(n.subnet.split('/')[1]);
+
 function networkMode(c: ContainerRecord): string {
   const m = (c.hostConfig.NetworkMode as string | undefined) || 'default';
   return m === 'default' ? 'bridge' : m;
@@ -640,7 +643,7 @@ function endpointJson(networkId: string, e: EndpointRecord | undefined, n: Netwo
   return {
     IPAMConfig: e?.requestedIp ? { IPv4Address: e.requestedIp } : null, Links: null, Aliases: e?.aliases.length ? e.aliases : null,
     MacAddress: live?.mac ?? '', DriverOpts: null, NetworkID: networkId, EndpointID: live?.endpointId ?? '', Gateway: live && n ? n.gateway : '',
-    IPAddress: live?.ip ?? '', IPPrefixLen: live && n ? Number(n.subnet.split('/')[1]) : 0, IPv6Gateway: '', GlobalIPv6Address: '',
+    IPAddress: live?.ip ?? '', IPPrefixLen: live && n ? prefixOf(n) : 0, IPv6Gateway: '', GlobalIPv6Address: '',
     GlobalIPv6PrefixLen: 0, DNSNames: null,
   };
 }
