@@ -1,21 +1,19 @@
 // 200 idle containers at once: `berth ps` latency (and the docker CLI's against
 // the same daemon), the daemon's RSS growth, and the monitors' memory in total.
 // Target: berth ps median under 150 ms.
-import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { BERTH, DOCKER, Daemon, ROOT, fmt, main, procMemory, section, sleep, stats, table, tempDir, timeOk, verdict } from './lib.ts';
+import { BERTH, DOCKER, Daemon, busyboxRootfs, importBusybox, fmt, main, procMemory, section, sleep, stats, table, tempDir, timeOk, verdict } from './lib.ts';
 
 const COUNT = Number(process.env.BENCH_CONTAINERS ?? 200);
 const N = Number(process.env.BENCH_N ?? 20);
 
 await main(async () => {
   const dir = tempDir('scale');
-  const rootfsTar = join(dir, 'busybox.tar');
-  execFileSync(join(ROOT, 'scripts', 'busybox-rootfs'), [process.arch === 'arm64' ? 'arm64' : 'amd64', rootfsTar]);
+  const rootfsTar = busyboxRootfs(dir);
   const d = await Daemon.start(dir);
   const env = d.env;
-  await timeOk(BERTH, ['import', '--change', 'CMD ["sh"]', rootfsTar, 'busybox:latest'], { env });
+  await importBusybox(d, rootfsTar);
   await sleep(1000);
   const idle = procMemory(d.pid);
   const t0 = Date.now();

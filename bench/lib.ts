@@ -1,7 +1,7 @@
 // Shared helpers for the benchmarks: private daemons, wall-clock timing of
 // spawned processes, statistics, report lines and cleanup. Timing uses only
 // Node's own monotonic clock (process.hrtime.bigint).
-import { spawn, spawnSync, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
@@ -169,6 +169,18 @@ export class Daemon {
     clearTimeout(timer);
     return code;
   }
+}
+
+/** Writes the busybox root filesystem tarball (from Debian's busybox-static) into `dir`; returns its path. */
+export function busyboxRootfs(dir: string): string {
+  const tar = join(dir, 'busybox.tar');
+  execFileSync(join(ROOT, 'scripts', 'busybox-rootfs'), [process.arch === 'arm64' ? 'arm64' : 'amd64', tar]);
+  return tar;
+}
+
+/** Makes `busybox:latest` in the daemon from that tarball, with `sh` as its command. */
+export async function importBusybox(d: Daemon, rootfsTar: string): Promise<void> {
+  await timeOk(BERTH, ['import', '--change', 'CMD ["sh"]', rootfsTar, 'busybox:latest'], { env: d.env });
 }
 
 /**

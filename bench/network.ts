@@ -6,7 +6,7 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { BERTH, Daemon, ROOT, fmt, main, onCleanup, section, sleep, stats, table, tempDir, timeOk, verdict } from './lib.ts';
+import { BERTH, Daemon, busyboxRootfs, importBusybox, fmt, main, onCleanup, section, sleep, stats, table, tempDir, timeOk, verdict } from './lib.ts';
 
 const N = Number(process.env.BENCH_N ?? 20);
 const PULLS = Number(process.env.BENCH_PULLS ?? 5);
@@ -15,11 +15,10 @@ const BODY = 1 << 30;
 
 await main(async () => {
   const dir = tempDir('network');
-  const rootfsTar = join(dir, 'busybox.tar');
-  execFileSync(join(ROOT, 'scripts', 'busybox-rootfs'), [process.arch === 'arm64' ? 'arm64' : 'amd64', rootfsTar]);
+  const rootfsTar = busyboxRootfs(dir);
   const d = await Daemon.start(dir);
   const env = d.env;
-  await timeOk(BERTH, ['import', '--change', 'CMD ["sh"]', rootfsTar, 'busybox:latest'], { env });
+  await importBusybox(d, rootfsTar);
 
   section('run --rm true: bridge against --network none');
   const cases = [

@@ -5,15 +5,14 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BERTH, DOCKER, Daemon, ROOT, fmt, main, procMemory, section, startDockerEngine, stats, table, tempDir, timeOk, verdict } from './lib.ts';
+import { BERTH, DOCKER, Daemon, busyboxRootfs, importBusybox, fmt, main, procMemory, section, startDockerEngine, stats, table, tempDir, timeOk, verdict } from './lib.ts';
 
 const N = Number(process.env.BENCH_N ?? 20);
 const WARMUP = 3;
 
 await main(async () => {
   const dir = tempDir('run');
-  const rootfsTar = join(dir, 'busybox.tar');
-  execFileSync(join(ROOT, 'scripts', 'busybox-rootfs'), [process.arch === 'arm64' ? 'arm64' : 'amd64', rootfsTar]);
+  const rootfsTar = busyboxRootfs(dir);
 
   // The floor: runc alone on a bundle prepared once (rootfs extracted, runc's default spec running `true`).
   const bundle = join(dir, 'bundle');
@@ -29,7 +28,7 @@ await main(async () => {
 
   const d = await Daemon.start(dir);
   const env = d.env;
-  await timeOk(BERTH, ['import', '--change', 'CMD ["sh"]', rootfsTar, 'busybox:latest'], { env });
+  await importBusybox(d, rootfsTar);
 
   // A second floor: runc alone on berth's own spec (seccomp, masked paths, its mounts), the same
   // rootfs. runc's default spec has no seccomp profile, and compiling Docker's costs runc ~10 ms.
