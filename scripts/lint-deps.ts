@@ -5,13 +5,17 @@ import { dirname, join, relative, resolve, sep } from 'node:path';
 
 const SRC = resolve(import.meta.dirname, '..', 'src');
 const STORES = ['content', 'snapshots', 'diff', 'metadata', 'images', 'distribution', 'builder', 'runtime', 'network', 'volumes', 'logs'];
+// The CLI hosts two programs of its own that need no daemon: `berth registry serve|gc` (the OCI
+// registry server) and `berth manifest …`, which talks to registries directly, as the docker CLI does.
+// Both may use the pure registry client, and the server may use the content and image models.
 
 /** Which top-level modules each module may import (itself always allowed). */
 const ALLOWED: Record<string, string[]> = {
   common: [],
   'api-types': ['common'],
   'api-client': ['api-types', 'common'],
-  cli: ['api-client', 'api-types', 'common'],
+  cli: ['api-client', 'api-types', 'common', 'distribution', 'registry'],
+  registry: ['content', 'images', 'distribution', 'common'],
   services: [...STORES, 'common'],
   api: ['services', 'api-types', ...STORES, 'common'],
   daemon: ['api', 'services', ...STORES, 'common'],
