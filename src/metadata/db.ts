@@ -141,6 +141,20 @@ const MIGRATIONS: readonly string[] = [
     UNIQUE (proto, host_ip, host_port)
   );
   `,
+  // 5: the builder's cache: each step's result, keyed by its content-addressed cache key
+  `
+  CREATE TABLE build_cache (
+    key TEXT PRIMARY KEY,               -- sha256 of the step's canonical description and its parent's key
+    kind TEXT NOT NULL,                 -- the instruction (FROM, RUN, COPY, ...)
+    description TEXT NOT NULL,          -- for builder prune and system df
+    state TEXT NOT NULL,                -- JSON: the image config and layers after the step
+    layer TEXT NOT NULL DEFAULT '',     -- the blob of the layer this step made, '' for none
+    size INTEGER NOT NULL DEFAULT 0,    -- that layer's size
+    created_at INTEGER NOT NULL,        -- ms since epoch
+    last_used INTEGER NOT NULL,
+    usage_count INTEGER NOT NULL DEFAULT 1
+  );
+  `,
 ];
 
 export type Db = DatabaseSync;
