@@ -20,6 +20,7 @@ import { BerthError, ErrorCode, errno, invalidArgument, notFound } from '../comm
 import type { Logger } from '../common/log.ts';
 import { extractInto, pathInRoot, resolveInRoot } from '../diff/extract.ts';
 import { layerTar, treeTar, walkTree } from '../diff/tree.ts';
+import { containerLayerFilter, statBelow } from '../diff/container-layer.ts';
 import { applyChanges } from '../images/changes.ts';
 import { type ContainerConfig, type ImageConfig, MediaType } from '../images/oci.ts';
 import type { LayerRecord } from '../images/store.ts';
@@ -55,8 +56,6 @@ export interface CommitOptions {
  * it (Docker keeps these in an init layer below the container's): left out of
  * `diff` and `commit`.
  */
-const MOUNT_POINTS = new Set(['dev', 'proc', 'sys', '.dockerenv', 'etc/hosts', 'etc/hostname', 'etc/resolv.conf']);
-
 /** Files the runtime bind-mounts into the container, by path inside it, and their names in the container's directory. */
 const BOUND_FILES = new Map([['/etc/hostname', 'hostname'], ['/etc/hosts', 'hosts'], ['/etc/resolv.conf', 'resolv.conf']]);
 
@@ -259,37 +258,13 @@ export class ContainerFsService {
   }
 
   /** Whether `rel` exists in the image below the writable layer (a whiteout there means it does not). */
-  async #below(lowers: string[], rel: string): Promise<Stats | undefined> {
-    for (const l of lowers) {
-      try {
-        const st = await lstat(`${l}/${rel}`);
-        if (st.isCharacterDevice() && st.rdev === 0) return undefined;
-        return st;
-      } catch (e) {
-        if (errno(e) !== 'ENOENT' && errno(e) !== 'ENOTDIR') throw e;
-      }
-    }
-    return undefined;
-  }
-
-  /** Walk options that leave the runtime's mount points out and drop directories copied up only for them. */
-  #layerFilter(lowers: string[]) {
-    return {
-      skip: (rel: string, st: Stats) => MOUNT_POINTS.has(rel) && !(st.isCharacterDevice() && st.rdev === 0),
-      prunable: async (rel: string, st: Stats) => {
-        const b = await this.#below(lowers, rel);
-        return Boolean(b?.isDirectory() && (b.mode & 0o7777) === (st.mode & 0o7777) && b.uid === st.uid && b.gid === st.gid);
-      },
-    };
-  }
-
   /** `docker diff`: what the writable layer added, changed and deleted, sorted by path. */
   async changes(idOrName: string): Promise<Change[]> {
     const c = this.#d.containers.resolve(idOrName);
     const { upper, lowers } = this.#layers(c);
     const out: Change[] = [];
     const opaque: string[] = [];
-    for await (const n of walkTree(upper, { layer: true, ...this.#layerFilter(lowers) })) {
+    for await (const n of walkTree(upper, { layer: true, ...containerLayerFilter(lowers) })) {
       const rel = n.rel;
       if (rel === '' || rel.endsWith('/.wh..wh..opq') || rel === '.wh..wh..opq') continue;
       const path = `/${rel}`;
@@ -299,7 +274,7 @@ export class ContainerFsService {
       }
       if (n.opaque) opaque.push(`${rel}/`);
       const hidden = opaque.some((o) => rel.startsWith(o));
-      const existed = !hidden && (await this.#below(lowers, rel)) !== undefined;
+      const existed = !hidden && (await statBelow(lowers, rel)) !== undefined;
       out.push({ Path: path, Kind: existed ? ChangeKind.Modified : ChangeKind.Added });
     }
     return out.sort((a, b) => (a.Path < b.Path ? -1 : a.Path > b.Path ? 1 : 0));
@@ -443,7 +418,7 @@ export class ContainerFsService {
       const ing = await content.ingest();
       let blob;
       try {
-        for await (const chunk of layerTar(upper, this.#layerFilter(lowers))) await ing.write(chunk);
+        for await (const chunk of layerTar(upper, containerLayerFilter(lowers))) await ing.write(chunk);
         blob = await ing.commit({}, (d) => lease.blobs.add(d));
       } catch (e) {
         await ing.abort();
