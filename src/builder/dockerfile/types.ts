@@ -69,6 +69,10 @@ export type Command =
       checksum?: string;
       exclude: string[];
       heredocs: Heredoc[];
+      /** COPY --parents, ADD --keep-git-dir and ADD --unpack, when given. */
+      parents?: boolean;
+      keepGitDir?: boolean;
+      unpack?: boolean;
     } & Origin)
   | ({
       kind: 'HEALTHCHECK';

@@ -1,0 +1,476 @@
+// The parser's nodes → the typed Dockerfile of `types.ts`, with Docker's argument rules and
+// error texts (BuildKit's `frontend/dockerfile/instructions`). Words stay as written: the
+// builder expands them (see expand.ts) because their values depend on build-time state.
+
+import { parse, parseHeredocWord, type Node } from './parser.ts';
+import {
+  DockerfileError,
+  type ArgDecl,
+  type Command,
+  type Dockerfile,
+  type Heredoc,
+  type Origin,
+  type RunMount,
+  type Stage,
+} from './types.ts';
+
+/** Parses a Dockerfile's text into stages and commands. The one entry point of the front end. */
+export function parseDockerfile(text: string): Dockerfile {
+  const parsed = parse(text);
+  if (parsed.nodes.length === 0) throw new DockerfileError(0, 'the Dockerfile cannot be empty');
+  const metaArgs: Dockerfile['metaArgs'] = [];
+  const stages: Stage[] = [];
+  for (const node of parsed.nodes) {
+    if (node.keyword === 'from') {
+      stages.push(parseFrom(node, stages.length));
+      continue;
+    }
+    const command = parseCommand(node, parsed.directives.escape);
+    if (stages.length === 0) {
+      if (command.kind !== 'ARG') throw new DockerfileError(node.line, 'no build stage in current context');
+      const origin = originOf(node);
+      for (const arg of command.args) metaArgs.push({ ...arg, origin });
+      continue;
+    }
+    stages[stages.length - 1].commands.push(command);
+  }
+  return { directives: parsed.directives, metaArgs, stages };
+}
+
+/**
+ * Parses ONBUILD triggers (an image's `OnBuild` list, each as `ONBUILD` stored it) into commands,
+ * for the stage that builds FROM that image. The triggers are refused as Docker refuses them at
+ * ONBUILD time (no FROM, MAINTAINER or ONBUILD).
+ */
+export function parseTriggers(triggers: string[], escape: '\\' | '`' = '\\'): Command[] {
+  const prefix = escape === '`' ? '# escape=`\n' : '';
+  const commands: Command[] = [];
+  for (const trigger of triggers) {
+    const parsed = parse(prefix + trigger + '\n');
+    for (const node of parsed.nodes) {
+      refuseAsTrigger(node.keyword.toUpperCase(), node.line);
+      commands.push(parseCommand(node, escape));
+    }
+  }
+  return commands;
+}
+
+/** The heredoc a COPY/ADD source word stands for (`<<EOF` → the EOF heredoc), if it is one. */
+export function heredocForSource(source: string, heredocs: Heredoc[]): Heredoc | undefined {
+  const word = parseHeredocWord(source);
+  if (!word) return undefined;
+  return heredocs.find((h) => h.name === word.name);
+}
+
+function originOf(node: Node): Origin {
+  return { line: node.line, endLine: node.endLine, original: node.original };
+}
+
+const STAGE_NAME_RE = /^[a-z][a-z0-9\-_.]*$/;
+
+function parseFrom(node: Node, index: number): Stage {
+  const flags = new Flags(node, { platform: 'string' });
+  const args = splitWhitespace(node.rest);
+  if (args.length !== 1 && args.length !== 3) throw new DockerfileError(node.line, 'FROM requires either one or three arguments');
+  let name: string | undefined;
+  if (args.length === 3) {
+    if (args[1].toLowerCase() !== 'as') throw new DockerfileError(node.line, 'FROM requires either one or three arguments');
+    name = args[2].toLowerCase();
+    if (!STAGE_NAME_RE.test(name)) {
+      throw new DockerfileError(node.line, `invalid name for build stage: "${args[2]}", name can't start with a number or contain symbols`);
+    }
+  }
+  const stage: Stage = { index, base: args[0], from: originOf(node), commands: [] };
+  if (name !== undefined) stage.name = name;
+  const platform = flags.string('platform');
+  if (platform !== undefined) stage.platform = platform;
+  return stage;
+}
+
+/** One instruction other than FROM. */
+export function parseCommand(node: Node, escape: string = '\\'): Command {
+  const origin = originOf(node);
+  const line = node.line;
+  const fail = (message: string): never => {
+    throw new DockerfileError(line, message);
+  };
+  const NAME = node.keyword.toUpperCase();
+  switch (node.keyword) {
+    case 'run': {
+      const flags = new Flags(node, { mount: 'strings', network: 'string', security: 'string' });
+      const shell = node.json === undefined;
+      const args = node.json ?? (node.rest === '' ? [] : [node.rest]);
+      if (args.length === 0 && node.heredocs.length === 0) fail('RUN requires at least one argument');
+      const command: Command = { kind: 'RUN', shell, args, heredocs: node.heredocs, mounts: flags.strings('mount').map((m) => parseMount(m, line)), ...origin };
+      const network = flags.string('network');
+      if (network !== undefined) {
+        if (!['default', 'none', 'host'].includes(network)) fail(`unsupported network mode "${network}"`);
+        command.network = network;
+      }
+      const security = flags.string('security');
+      if (security !== undefined) {
+        if (!['sandbox', 'insecure'].includes(security)) fail(`unsupported security mode "${security}"`);
+        command.security = security;
+      }
+      return command;
+    }
+    case 'cmd':
+    case 'entrypoint': {
+      new Flags(node, {});
+      const kind = node.keyword === 'cmd' ? 'CMD' : 'ENTRYPOINT';
+      return { kind, shell: node.json === undefined, args: node.json ?? (node.rest === '' ? [] : [node.rest]), ...origin };
+    }
+    case 'shell': {
+      new Flags(node, {});
+      if (node.json === undefined) {
+        if (node.rest === '') fail('SHELL requires at least one argument');
+        fail('SHELL requires the arguments to be in JSON form');
+      }
+      if (node.json!.length === 0) fail('SHELL requires at least one argument');
+      return { kind: 'SHELL', args: node.json!, ...origin };
+    }
+    case 'env':
+    case 'label': {
+      new Flags(node, {});
+      const pairs = parseKeyValues(node, NAME, escape);
+      return node.keyword === 'env' ? { kind: 'ENV', pairs, ...origin } : { kind: 'LABEL', pairs, ...origin };
+    }
+    case 'arg': {
+      new Flags(node, {});
+      const words = parseWords(node.rest, escape);
+      if (words.length === 0) fail('ARG requires at least one argument');
+      const args: ArgDecl[] = words.map((word) => {
+        const eq = word.indexOf('=');
+        if (eq < 0) return { name: word };
+        if (eq === 0) fail('ARG names can not be blank');
+        return { name: word.slice(0, eq), value: word.slice(eq + 1) };
+      });
+      return { kind: 'ARG', args, ...origin };
+    }
+    case 'workdir':
+    case 'user':
+    case 'stopsignal':
+    case 'maintainer': {
+      new Flags(node, {});
+      if (node.rest === '') fail(`${NAME} requires exactly one argument`);
+      const kind = NAME as 'WORKDIR' | 'USER' | 'STOPSIGNAL' | 'MAINTAINER';
+      return { kind, value: node.rest, ...origin };
+    }
+    case 'expose': {
+      new Flags(node, {});
+      const ports = splitWhitespace(node.rest);
+      if (ports.length === 0) fail('EXPOSE requires at least one argument');
+      return { kind: 'EXPOSE', ports, ...origin };
+    }
+    case 'volume': {
+      new Flags(node, {});
+      const paths = node.json ?? splitWhitespace(node.rest);
+      if (paths.length === 0) fail('VOLUME requires at least one argument');
+      const trimmed = paths.map((p) => p.trim());
+      if (trimmed.some((p) => p === '')) fail('VOLUME specified can not be an empty string');
+      return { kind: 'VOLUME', paths: trimmed, ...origin };
+    }
+    case 'copy':
+    case 'add':
+      return parseCopy(node, origin);
+    case 'healthcheck':
+      return parseHealthcheck(node, origin);
+    case 'onbuild': {
+      new Flags(node, {});
+      if (!node.trigger) fail('ONBUILD requires at least one argument');
+      refuseAsTrigger(node.trigger!.keyword.toUpperCase(), line);
+      // Validate the trigger now, so a broken one fails this build rather than a later one.
+      parseCommand(node.trigger!, escape);
+      let expression = node.original.replace(/^\s*ONBUILD\s*/i, '');
+      for (const doc of node.heredocs) expression += '\n' + doc.content + doc.name;
+      return { kind: 'ONBUILD', expression, ...origin };
+    }
+    case 'from':
+      return fail('FROM cannot be used here');
+    default:
+      return fail(`unknown instruction: ${NAME}`);
+  }
+}
+
+function refuseAsTrigger(keyword: string, line: number): void {
+  if (keyword === 'ONBUILD') throw new DockerfileError(line, 'Chaining ONBUILD via `ONBUILD ONBUILD` isn\'t allowed');
+  if (keyword === 'FROM' || keyword === 'MAINTAINER') throw new DockerfileError(line, `${keyword} isn't allowed as an ONBUILD trigger`);
+}
+
+function parseCopy(node: Node, origin: Origin): Command {
+  const isCopy = node.keyword === 'copy';
+  const NAME = isCopy ? 'COPY' : 'ADD';
+  const spec: FlagSpec = isCopy
+    ? { from: 'string', chown: 'string', chmod: 'string', link: 'bool', parents: 'bool', exclude: 'strings' }
+    : { chown: 'string', chmod: 'string', link: 'bool', 'keep-git-dir': 'bool', checksum: 'string', exclude: 'strings', unpack: 'bool' };
+  const flags = new Flags(node, spec);
+  const args = node.json ?? splitWhitespace(node.rest);
+  if (args.length < 2) {
+    throw new DockerfileError(node.line, `${NAME} requires at least two arguments, but only one was provided. Destination could not be determined.`);
+  }
+  const dest = args[args.length - 1];
+  if (parseHeredocWord(dest)) throw new DockerfileError(node.line, `${NAME} cannot accept a heredoc as a destination`);
+  const command: Command = {
+    kind: isCopy ? 'COPY' : 'ADD',
+    sources: args.slice(0, -1),
+    dest,
+    link: flags.bool('link') ?? false,
+    exclude: flags.strings('exclude'),
+    heredocs: node.heredocs,
+    ...origin,
+  };
+  const from = flags.string('from');
+  if (from !== undefined) command.from = from;
+  const chown = flags.string('chown');
+  if (chown !== undefined) command.chown = chown;
+  const chmod = flags.string('chmod');
+  if (chmod !== undefined) command.chmod = chmod;
+  const checksum = flags.string('checksum');
+  if (checksum !== undefined) command.checksum = checksum;
+  const parents = flags.bool('parents');
+  if (parents !== undefined) command.parents = parents;
+  const keepGitDir = flags.bool('keep-git-dir');
+  if (keepGitDir !== undefined) command.keepGitDir = keepGitDir;
+  const unpack = flags.bool('unpack');
+  if (unpack !== undefined) command.unpack = unpack;
+  return command;
+}
+
+function parseHealthcheck(node: Node, origin: Origin): Command {
+  const m = /^(\S+)\s*([\s\S]*)$/.exec(node.rest);
+  if (!m) throw new DockerfileError(node.line, 'HEALTHCHECK requires at least one argument');
+  const type = m[1].toUpperCase();
+  const body = m[2];
+  const base = { kind: 'HEALTHCHECK' as const, interval: 0, timeout: 0, startPeriod: 0, startInterval: 0, retries: 0, ...origin };
+  if (type === 'NONE') {
+    if (body !== '') throw new DockerfileError(node.line, 'HEALTHCHECK NONE takes no arguments');
+    return { ...base, test: ['NONE'] };
+  }
+  const flags = new Flags(node, { interval: 'string', timeout: 'string', 'start-period': 'string', 'start-interval': 'string', retries: 'string' });
+  if (type !== 'CMD') throw new DockerfileError(node.line, `Unknown type "${type}" in HEALTHCHECK (try CMD)`);
+  const args = node.json ?? (body === '' ? [] : [body]);
+  if (args.length === 0) throw new DockerfileError(node.line, 'Missing command after HEALTHCHECK CMD');
+  const test = node.json ? ['CMD', ...args] : ['CMD-SHELL', ...args];
+  const interval = (name: string) => {
+    const value = flags.string(name);
+    if (value === undefined || value === '') return 0;
+    let ns: number;
+    try {
+      ns = parseGoDuration(value);
+    } catch (err) {
+      throw new DockerfileError(node.line, (err as Error).message);
+    }
+    if (ns === 0) return 0;
+    if (ns < 1_000_000) throw new DockerfileError(node.line, `Interval "${name}" cannot be less than 1ms`);
+    return ns;
+  };
+  let retries = 0;
+  const r = flags.string('retries');
+  if (r !== undefined && r !== '') {
+    if (!/^[+-]?\d+$/.test(r) || Math.abs(Number(r)) > 2 ** 31 - 1) {
+      throw new DockerfileError(node.line, `strconv.ParseInt: parsing "${r}": ${/^[+-]?\d+$/.test(r) ? 'value out of range' : 'invalid syntax'}`);
+    }
+    retries = Number(r);
+    if (retries < 0) throw new DockerfileError(node.line, `--retries cannot be negative (${retries})`);
+  }
+  return {
+    ...base,
+    test,
+    interval: interval('interval'),
+    timeout: interval('timeout'),
+    startPeriod: interval('start-period'),
+    startInterval: interval('start-interval'),
+    retries,
+  };
+}
+
+const UNIT_NS: Record<string, number> = { ns: 1, us: 1e3, 'µs': 1e3, 'μs': 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
+
+/** Go's time.ParseDuration ("1h30m", "1.5s", "300ms"), in nanoseconds. */
+export function parseGoDuration(text: string): number {
+  const bad = () => new Error(`time: invalid duration "${text}"`);
+  let s = text;
+  let sign = 1;
+  if (s.startsWith('-') || s.startsWith('+')) {
+    if (s[0] === '-') sign = -1;
+    s = s.slice(1);
+  }
+  if (s === '0') return 0;
+  if (s === '') throw bad();
+  let total = 0;
+  while (s !== '') {
+    const m = /^(\d*)(?:\.(\d*))?([a-zµμ]*)/.exec(s)!;
+    if ((m[1] === '' && (m[2] ?? '') === '') || m[0] === '') throw bad();
+    const unit = m[3];
+    if (unit === '') throw new Error(`time: missing unit in duration "${text}"`);
+    const factor = UNIT_NS[unit];
+    if (factor === undefined) throw new Error(`time: unknown unit "${unit}" in duration "${text}"`);
+    const whole = m[1] === '' ? 0 : Number(m[1]);
+    const frac = m[2] ? Number('0.' + m[2]) : 0;
+    total += whole * factor + Math.round(frac * factor);
+    s = s.slice(m[0].length);
+  }
+  return sign * total;
+}
+
+/** ENV and LABEL: `KEY value…` (the old form, one pair) or `k=v k2="v 2"` (any number). */
+function parseKeyValues(node: Node, NAME: string, escape: string): [string, string][] {
+  const words = parseWords(node.rest, escape);
+  if (words.length === 0) throw new DockerfileError(node.line, `${NAME} requires at least one argument`);
+  if (!words[0].includes('=')) {
+    const parts = splitWhitespace(node.rest, 2);
+    if (parts.length < 2) throw new DockerfileError(node.line, `${NAME} must have two arguments`);
+    return [[parts[0], parts[1]]];
+  }
+  return words.map((word): [string, string] => {
+    const eq = word.indexOf('=');
+    if (eq < 0) throw new DockerfileError(node.line, `Syntax error - can't find = in "${word}". Must be of the form: name=value`);
+    if (eq === 0) throw new DockerfileError(node.line, `${NAME} names can not be blank`);
+    return [word.slice(0, eq), word.slice(eq + 1)];
+  });
+}
+
+/** Splits on blanks (BuildKit's `[\t\v\f\r ]+`), optionally into at most `limit` parts. */
+function splitWhitespace(text: string, limit?: number): string[] {
+  const t = text.trim();
+  if (t === '') return [];
+  const parts = t.split(/[\t\v\f\r\n ]+/);
+  if (limit === undefined || parts.length <= limit) return parts;
+  const m = /^(\S+)[\t\v\f\r\n ]+([\s\S]*)$/.exec(t)!;
+  return [m[1], m[2]];
+}
+
+/**
+ * Splits on unquoted blanks but keeps quotes and escapes in the words (BuildKit's parseWords for
+ * ENV, LABEL and ARG): `a="x y" b=c` → [`a="x y"`, `b=c`]. Expansion removes them later.
+ */
+export function parseWords(text: string, escape: string): string[] {
+  const words: string[] = [];
+  let word = '';
+  let inWord = false;
+  let blankOk = false;
+  let quote = '';
+  const chars = Array.from(text);
+  for (let i = 0; i < chars.length; i++) {
+    const ch = chars[i];
+    if (!inWord) {
+      if (/\s/.test(ch)) continue;
+      inWord = true;
+    }
+    if (quote === '') {
+      if (/\s/.test(ch)) {
+        if (blankOk || word.length) words.push(word);
+        word = '';
+        inWord = false;
+        blankOk = false;
+        continue;
+      }
+      if (ch === "'" || ch === '"') {
+        quote = ch;
+        blankOk = true;
+      }
+      if (ch === escape) {
+        if (i + 1 === chars.length) continue; // an escape at the end is dropped
+        word += ch + chars[++i];
+        continue;
+      }
+      word += ch;
+    } else {
+      if (ch === quote) quote = '';
+      else if (ch === escape && quote !== "'") {
+        if (i + 1 === chars.length) continue;
+        word += ch + chars[++i];
+        continue;
+      }
+      word += ch;
+    }
+  }
+  if (inWord && (blankOk || word.length)) words.push(word);
+  return words;
+}
+
+const MOUNT_TYPES = new Set(['secret', 'cache', 'bind', 'tmpfs', 'ssh']);
+
+/** `type=cache,target=/x,sharing=locked` → a RunMount; a bare key (`ro`, `required`) is "true". */
+function parseMount(spec: string, line: number): RunMount {
+  const options: Record<string, string> = {};
+  let type = 'bind';
+  for (const field of splitCsv(spec, line)) {
+    const eq = field.indexOf('=');
+    const key = (eq < 0 ? field : field.slice(0, eq)).trim().toLowerCase();
+    const value = eq < 0 ? 'true' : field.slice(eq + 1);
+    if (key === '') continue;
+    if (key === 'type') type = value.toLowerCase();
+    else options[key] = value;
+  }
+  if (!MOUNT_TYPES.has(type)) throw new DockerfileError(line, `unsupported mount type "${type}"`);
+  return { type: type as RunMount['type'], options };
+}
+
+/** Comma-separated fields where a double-quoted field may hold commas (as Go's csv reader). */
+function splitCsv(text: string, line: number): string[] {
+  const fields: string[] = [];
+  let field = '';
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    if (quoted) {
+      if (ch === '"' && text[i + 1] === '"') {
+        field += '"';
+        i++;
+      } else if (ch === '"') quoted = false;
+      else field += ch;
+    } else if (ch === '"' && field === '') quoted = true;
+    else if (ch === ',') {
+      fields.push(field);
+      field = '';
+    } else field += ch;
+  }
+  if (quoted) throw new DockerfileError(line, `extraneous or missing " in quoted-field: ${text}`);
+  fields.push(field);
+  return fields;
+}
+
+type FlagType = 'string' | 'strings' | 'bool';
+type FlagSpec = Record<string, FlagType>;
+
+/** An instruction's `--flags`, checked against what the instruction accepts (BuildKit's BFlags). */
+class Flags {
+  #values = new Map<string, string | string[]>();
+
+  constructor(node: Node, spec: FlagSpec) {
+    for (const raw of node.flags) {
+      if (!raw.startsWith('--')) throw new DockerfileError(node.line, `arg should start with -- : ${raw}`);
+      const body = raw.slice(2);
+      const eq = body.indexOf('=');
+      const name = eq < 0 ? body : body.slice(0, eq);
+      const value = eq < 0 ? undefined : body.slice(eq + 1);
+      const type = Object.hasOwn(spec, name) ? spec[name] : undefined;
+      if (!type) throw new DockerfileError(node.line, `unknown flag: ${name}`);
+      if (this.#values.has(name) && type !== 'strings') throw new DockerfileError(node.line, `duplicate flag specified: ${name}`);
+      if (type === 'bool') {
+        if (value === '') throw new DockerfileError(node.line, `missing a value on flag: ${name}`);
+        const lower = (value ?? 'true').toLowerCase();
+        if (lower !== 'true' && lower !== 'false') throw new DockerfileError(node.line, `expecting boolean value for flag ${name}, not: ${value}`);
+        this.#values.set(name, lower);
+      } else {
+        if (value === undefined) throw new DockerfileError(node.line, `missing a value on flag: ${name}`);
+        if (type === 'string') this.#values.set(name, value);
+        else this.#values.set(name, [...((this.#values.get(name) as string[] | undefined) ?? []), value]);
+      }
+    }
+  }
+
+  string(name: string): string | undefined {
+    return this.#values.get(name) as string | undefined;
+  }
+
+  strings(name: string): string[] {
+    return (this.#values.get(name) as string[] | undefined) ?? [];
+  }
+
+  bool(name: string): boolean | undefined {
+    const v = this.#values.get(name);
+    return v === undefined ? undefined : v === 'true';
+  }
+}
