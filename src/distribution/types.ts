@@ -59,7 +59,8 @@ export interface Repository {
   hasBlob(digest: Digest): Promise<boolean>;
   /**
    * Streams a blob from `offset` (a Range request, to resume). The stream is the raw bytes;
-   * the caller checks the digest over everything it read.
+   * the caller checks the digest over everything it read. `size` is the whole blob's size,
+   * not what remains after `offset`.
    */
   getBlob(digest: Digest, offset?: number): Promise<{ stream: Readable; size: number }>;
   /** Tries a cross-repository mount; false when the registry answered with an upload instead. */
