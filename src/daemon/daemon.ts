@@ -41,6 +41,11 @@ import { VolumeStore } from '../volumes/store.ts';
 import { NetworkStore } from '../network/store.ts';
 import { type NetworkOptions, NetworkService } from '../services/networks.ts';
 import { networkRoutes } from '../api/routes/networks.ts';
+import { registryClientFactory } from '../distribution/client.ts';
+import { PullService } from '../services/pull.ts';
+import { PushService } from '../services/push.ts';
+import { distributionRoutes } from '../api/routes/distribution.ts';
+import { type RegistryClientFactory, registryClientFactory } from '../distribution/client.ts';
 
 export const VERSION = '0.1.0';
 
@@ -49,6 +54,8 @@ export interface DaemonOptions {
   socket: string;
   log: Logger;
   network?: NetworkOptions;
+  /** `--insecure-registry` and `--registry-mirror`. */
+  registry?: { insecure?: string[]; mirrors?: string[] };
 }
 
 export interface RunningDaemon {
@@ -85,6 +92,12 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     });
     const unpacker = new Unpacker({ content, snapshots, leases });
     const imageService = new ImageService({ store: images, content, unpacker, leases, gc, events, log: log.child({ module: 'images' }) });
+    // Pull and push make one registry client per request: credentials come with each (X-Registry-Auth).
+    const pullRegistry = registryClientFactory({ insecure: [], mirrors: [] });
+    const pull = new PullService({
+      images, content, snapshots, unpacker, leases, gc, events, log: log.child({ module: 'pull' }), registry: pullRegistry,
+    });
+    const push = new PushService({ images, content, events, log: log.child({ module: 'push' }), registry: pullRegistry });
     const daemonId = await daemonIdentity(join(dataRoot, 'engine-id'));
     const containerStore = new ContainerStore(db);
     const volumeStore = new VolumeStore(db, join(dataRoot, 'volumes'));
@@ -121,6 +134,12 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     const health = new HealthMonitor({ store: containerStore, runtime, events, log: log.child({ module: 'health' }) });
     health.listen();
 
+    // Registry access for pull, push, login and search. Credentials arrive per request in
+    // X-Registry-Auth, so a route makes one client per request:
+    //   registries(decodeRegistryAuth(ctx.req.headers['x-registry-auth'] as string), ctx.signal)
+    // (decodeRegistryAuth is in distribution/credentials.ts). Clients share keep-alive connections.
+    const registries: RegistryClientFactory = registryClientFactory(opts.registry ?? {});
+
     const routes = [
       ...systemRoutes({
         events, dataRoot, daemonId, version: VERSION,
@@ -148,6 +167,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       ...imageRoutes({
         images: imageService,
         graphDriverData: (id) => graphData(snapshots, images.layers(id).map((l) => l.diffId)),
+        pull, push,
       }),
       ...containerRoutes(containers, { networks, sizes: (c) => containerFs.sizes(c), execIds: (c) => execs.idsOf(c.id) }),
       ...networkRoutes(networks),
@@ -156,6 +176,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       ...containerOpsRoutes(ops),
       ...volumeRoutes(volumes),
       ...pruneRoutes(),
+      ...distributionRoutes({ registries }),
     ];
     const server = createApiServer(routes, log.child({ module: 'api' }));
     await listenUnix(server, socket);

@@ -16,7 +16,11 @@ Options:
       --default-address-pool base=CIDR,size=N
                            Where new networks' subnets come from (repeatable; default Docker's pools)
   -H, --host string        Daemon socket to listen on (default "unix:///run/berth/berth.sock")
+      --insecure-registry list
+                           Registries (host:port or CIDR) that may use plain HTTP or unverified TLS (repeatable)
   -l, --log-level string   Set the logging level ("debug"|"info"|"warn"|"error") (default "info")
+      --registry-mirror list
+                           Preferred Docker Hub mirror (repeatable)
   -v, --version            Print version information and quit
 `;
 
@@ -32,6 +36,8 @@ async function main(): Promise<void> {
         'default-address-pool': { type: 'string', multiple: true },
         host: { type: 'string', short: 'H', default: 'unix:///run/berth/berth.sock' },
         'log-level': { type: 'string', short: 'l', default: 'info' },
+        'insecure-registry': { type: 'string', multiple: true },
+        'registry-mirror': { type: 'string', multiple: true },
         version: { type: 'boolean', short: 'v' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -60,6 +66,7 @@ async function main(): Promise<void> {
     daemon = await startDaemon({
       dataRoot: values['data-root']!, socket: host.slice('unix://'.length), log,
       network: { bridge: values.bridge!, bip: values.bip, pools, dns: values.dns },
+      registry: { insecure: values['insecure-registry'] ?? [], mirrors: values['registry-mirror'] ?? [] },
     });
   } catch (e) {
     process.stderr.write(`berthd: ${isBerthError(e) ? e.message : (e as Error).stack}\n`);

@@ -459,3 +459,17 @@ function skipBytes(n: number): Transform {
   });
 }
 
+
+/** How berthd makes clients: one per request, since credentials come per request (`X-Registry-Auth`). */
+export type RegistryClientFactory = (creds?: Credentials, signal?: AbortSignal) => BerthRegistryClient;
+
+/**
+ * A factory over the daemon's registry config. Every client it makes shares the process's
+ * keep-alive connections (transport.ts) but has its own token cache, so one user's tokens never
+ * serve another's request.
+ */
+export function registryClientFactory(config: { insecure?: readonly string[]; mirrors?: readonly string[] }): RegistryClientFactory {
+  const insecure = [...(config.insecure ?? [])];
+  const mirrors = [...(config.mirrors ?? [])];
+  return (creds, signal) => createRegistryClient({ insecure, mirrors, credentials: () => creds, signal });
+}
