@@ -41,7 +41,6 @@ import { VolumeStore } from '../volumes/store.ts';
 import { NetworkStore } from '../network/store.ts';
 import { type NetworkOptions, NetworkService } from '../services/networks.ts';
 import { networkRoutes } from '../api/routes/networks.ts';
-import { registryClientFactory } from '../distribution/client.ts';
 import { PullService } from '../services/pull.ts';
 import { PushService } from '../services/push.ts';
 import { distributionRoutes } from '../api/routes/distribution.ts';
@@ -92,12 +91,6 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     });
     const unpacker = new Unpacker({ content, snapshots, leases });
     const imageService = new ImageService({ store: images, content, unpacker, leases, gc, events, log: log.child({ module: 'images' }) });
-    // Pull and push make one registry client per request: credentials come with each (X-Registry-Auth).
-    const pullRegistry = registryClientFactory({ insecure: [], mirrors: [] });
-    const pull = new PullService({
-      images, content, snapshots, unpacker, leases, gc, events, log: log.child({ module: 'pull' }), registry: pullRegistry,
-    });
-    const push = new PushService({ images, content, events, log: log.child({ module: 'push' }), registry: pullRegistry });
     const daemonId = await daemonIdentity(join(dataRoot, 'engine-id'));
     const containerStore = new ContainerStore(db);
     const volumeStore = new VolumeStore(db, join(dataRoot, 'volumes'));
@@ -139,6 +132,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     //   registries(decodeRegistryAuth(ctx.req.headers['x-registry-auth'] as string), ctx.signal)
     // (decodeRegistryAuth is in distribution/credentials.ts). Clients share keep-alive connections.
     const registries: RegistryClientFactory = registryClientFactory(opts.registry ?? {});
+    const pull = new PullService({
+      images, content, snapshots, unpacker, leases, gc, events, log: log.child({ module: 'pull' }), registry: registries,
+    });
+    const push = new PushService({ images, content, events, log: log.child({ module: 'push' }), registry: registries });
 
     const routes = [
       ...systemRoutes({

@@ -223,6 +223,12 @@ export class ImageStore {
     return prev?.image_id;
   }
 
+  /** Records `repo@sha256:…` as a name of an image (after a push, the digest the registry knows it by). */
+  addDigestRef(id: Digest, ref: Reference): void {
+    if (!ref.digest || ref.tag) throw invalidArgument('a digest reference has a digest and no tag');
+    this.#q.upsertRef.run(formatReference(ref), id, 'digest', Date.now());
+  }
+
   untag(ref: string): void {
     this.#q.deleteRef.run(ref);
   }
@@ -231,6 +237,19 @@ export class ImageStore {
   delete(id: Digest): void {
     this.#q.deleteImage.run(id);
     this.#configCache.delete(id);
+  }
+
+  /** A layer row of any image that holds this blob: how a pull knows a layer it already has. */
+  layerByBlob(blob: Digest): LayerRecord | undefined {
+    const l = this.#db.prepare('SELECT blob, diff_id, size, unpacked_size, media_type FROM image_layers WHERE blob = ? LIMIT 1').get(blob) as
+      { blob: Digest; diff_id: Digest; size: number; unpacked_size: number; media_type: string } | undefined;
+    return l && { blob: l.blob, diffId: l.diff_id, size: l.size, unpackedSize: l.unpacked_size, mediaType: l.media_type };
+  }
+
+  /** The refs (canonical, tag or digest) of every image that holds this blob: where a push may mount it from. */
+  refsWithBlob(blob: Digest): string[] {
+    return (this.#db.prepare(`SELECT DISTINCT r.ref AS ref FROM image_layers l JOIN image_refs r ON r.image_id = l.image_id WHERE l.blob = ?`)
+      .all(blob) as { ref: string }[]).map((r) => r.ref);
   }
 
   /** Blobs (manifest, config, layers) each image needs: the GC's roots. */

@@ -1,11 +1,15 @@
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import type { Digest } from '../../common/digest.ts';
+import { isDigest } from '../../common/digest.ts';
 import { invalidArgument, notImplemented } from '../../common/errors.ts';
+import { decodeRegistryAuth } from '../../distribution/credentials.ts';
 import { type ContainerConfig, type HistoryEntry, type ImageConfig, parsePlatform } from '../../images/oci.ts';
-import { familiarString, parseStoredRef } from '../../images/reference.ts';
+import { familiarString, parseReference, parseStoredRef } from '../../images/reference.ts';
 import type { ImageRecord, LayerRecord, RefRecord } from '../../images/store.ts';
 import { type ImageService, type ImageView, createdMs } from '../../services/images.ts';
+import type { PullService } from '../../services/pull.ts';
+import type { PushService } from '../../services/push.ts';
 import { JsonMessageWriter } from '../streams/json-messages.ts';
 import { boolParam, type Route } from '../server.ts';
 
@@ -72,6 +76,9 @@ export function imageHistory(rec: ImageRecord, refs: RefRecord[], config: ImageC
 export interface ImageBackend {
   images: ImageService;
   graphDriverData(id: Digest): Record<string, string>;
+  /** Registry pulls and pushes; without them those routes answer 501. */
+  pull?: PullService;
+  push?: PushService;
 }
 
 export function imageRoutes(b: ImageBackend): Route[] {
@@ -101,7 +108,7 @@ export function imageRoutes(b: ImageBackend): Route[] {
     {
       method: 'POST', path: '/images/create', handler: async (ctx) => {
         const q = ctx.query;
-        if (q.get('fromImage')) throw notImplemented('pulling from a registry is not supported by this berthd yet');
+        if (q.get('fromImage')) return pull(ctx);
         const src = q.get('fromSrc');
         if (src !== '-') throw invalidArgument(src ? `import from a URL is not supported: ${src}` : 'fromImage or fromSrc is required');
         let repo = q.get('repo') ?? '';
@@ -114,6 +121,27 @@ export function imageRoutes(b: ImageBackend): Route[] {
         const out = new JsonMessageWriter(ctx.res);
         out.status(id);
         out.end();
+      },
+    },
+    {
+      method: 'POST', path: '/images/{name*}/push', handler: async (ctx) => {
+        if (!b.push) throw notImplemented('pushing to a registry is not supported by this berthd');
+        let ref = parseReference(ctx.params.name);
+        const tag = ctx.query.get('tag');
+        if (tag) ref = { ...ref, tag };
+        // Refusals (no such image) come before the stream starts, as an HTTP error.
+        b.push.targets(ref, !ref.tag);
+        const out = new JsonMessageWriter(ctx.res);
+        await b.push.push(ref, {
+          allTags: !ref.tag, credentials: registryAuth(ctx), signal: ctx.signal, progress: (m) => out.write({ ...m }),
+        });
+        out.end();
+      },
+    },
+    {
+      method: 'GET', path: '/distribution/{name*}/json', handler: async (ctx) => {
+        if (!b.pull) throw notImplemented('registry access is not supported by this berthd');
+        return b.pull.inspect(parseReference(ctx.params.name), registryAuth(ctx), ctx.signal);
       },
     },
     {
@@ -147,6 +175,22 @@ export function imageRoutes(b: ImageBackend): Route[] {
     },
   ];
 
+  /** `POST /images/create?fromImage=`: a pull, streamed as Docker's JSON progress messages. */
+  async function pull(ctx: import('../server.ts').Context): Promise<void> {
+    if (!b.pull) throw notImplemented('pulling from a registry is not supported by this berthd');
+    const q = ctx.query;
+    let ref = parseReference(q.get('fromImage')!);
+    // `tag` may be a tag or a digest; with neither here nor in fromImage, every tag is pulled (as Docker's API does).
+    const tag = q.get('tag');
+    if (tag) ref = isDigest(tag) ? { ...ref, tag: undefined, digest: tag } : { ...ref, tag };
+    const platform = q.get('platform') ? parsePlatform(q.get('platform')!) : undefined;
+    const out = new JsonMessageWriter(ctx.res);
+    await b.pull.pull(ref, {
+      platform, allTags: !ref.tag && !ref.digest, credentials: registryAuth(ctx), signal: ctx.signal, progress: (m) => out.write({ ...m }),
+    });
+    out.end();
+  }
+
   async function save(ctx: import('../server.ts').Context, names: string[]): Promise<void> {
     if (names.length === 0) throw invalidArgument('no image names given to save');
     const items = svc.saveSelection(names);
@@ -160,3 +204,8 @@ export function imageRoutes(b: ImageBackend): Route[] {
   }
 }
 
+/** The credentials the client sent for the registry (the docker CLI's `X-Registry-Auth`), if any. */
+function registryAuth(ctx: import('../server.ts').Context) {
+  const h = ctx.req.headers['x-registry-auth'];
+  return decodeRegistryAuth(Array.isArray(h) ? h[0] : h);
+}
