@@ -29,9 +29,12 @@ export type VariableLookup = (name: string) => string | undefined;
 
 /** A substitution the word asked to fail (`${VAR:?message}`) or a malformed word. */
 export class ExpansionError extends Error {
-  constructor(message: string) {
+  /** The message without the word it came from (`x: is not allowed to be unset`). */
+  readonly reason: string;
+  constructor(message: string, reason: string = message) {
     super(message);
     this.name = 'ExpansionError';
+    this.reason = reason;
   }
 }
 
@@ -48,12 +51,22 @@ export interface LexOptions {
 
 /** Expands one word to a single string: quotes removed, variables substituted, spaces kept. */
 export function expandWord(word: string, lookup: VariableLookup, escape: string = '\\', options: LexOptions = {}): string {
-  return new Lexer(word, lookup, { ...options, escape }).run().text;
+  return lex(word, lookup, { ...options, escape }).text;
 }
 
 /** Expands a string and splits the result into words, as for EXPOSE `$PORTS` or heredoc detection. */
 export function expandWords(text: string, lookup: VariableLookup, escape: string = '\\', options: LexOptions = {}): string[] {
-  return new Lexer(text, lookup, { ...options, escape }).run().words;
+  return lex(text, lookup, { ...options, escape }).words;
+}
+
+/** Runs the lexer; errors name the word as Docker does (`failed to process "${x:?}": x: …`). */
+function lex(source: string, lookup: VariableLookup, options: LexOptions): { text: string; words: string[] } {
+  try {
+    return new Lexer(source, lookup, options).run();
+  } catch (err) {
+    if (err instanceof ExpansionError) throw new ExpansionError(`failed to process "${source}": ${err.message}`, err.reason);
+    throw err;
+  }
 }
 
 const EOF = '';

@@ -17,7 +17,6 @@ import {
 /** Parses a Dockerfile's text into stages and commands. The one entry point of the front end. */
 export function parseDockerfile(text: string): Dockerfile {
   const parsed = parse(text);
-  if (parsed.nodes.length === 0) throw new DockerfileError(0, 'the Dockerfile cannot be empty');
   const metaArgs: Dockerfile['metaArgs'] = [];
   const stages: Stage[] = [];
   for (const node of parsed.nodes) {

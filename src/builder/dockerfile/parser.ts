@@ -91,19 +91,32 @@ class DirectiveReader {
 const isComment = (line: string) => /^[ \t\f\v\r]*#/.test(line);
 const isBlank = (line: string) => /^\s*$/.test(line);
 
-/** Removes a trailing escape character (and the blanks after it); says whether one was there. */
+/**
+ * Removes a trailing escape character (and the blanks after it); says whether one was there. As
+ * in BuildKit, an escape preceded by another escape (`\\` at the end) does not continue the line.
+ */
 function continuation(line: string, escape: string): { text: string; continues: boolean } {
-  const m = /[ \t]*$/.exec(line)!;
-  const body = line.slice(0, m.index);
-  if (body.endsWith(escape)) return { text: body.slice(0, -1), continues: true };
+  const body = line.replace(/[ \t]*$/, '');
+  if (body.endsWith(escape) && (body.length === 1 || body[body.length - 2] !== escape)) {
+    return { text: body.slice(0, -1), continues: true };
+  }
   return { text: line, continues: false };
 }
+
+/** Splits text into lines that keep their line endings (heredoc bodies are taken byte for byte). */
+function splitLines(text: string): string[] {
+  const lines = text.split(/(?<=\n)/);
+  if (lines.length && lines[lines.length - 1] === '') lines.pop();
+  return lines;
+}
+
+const trimNewline = (line: string) => line.replace(/[\r\n]+$/, '');
 
 /** Parses a whole Dockerfile. Throws DockerfileError naming the line for syntax errors. */
 export function parse(text: string): ParsedDockerfile {
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
-  const lines = text.split('\n').map((l) => (l.endsWith('\r') ? l.slice(0, -1) : l));
-  if (lines.length && lines[lines.length - 1] === '' && text.endsWith('\n')) lines.pop();
+  const rawLines = splitLines(text);
+  const lines = rawLines.map(trimNewline);
   const reader = new DirectiveReader();
   const nodes: Node[] = [];
   const warnings: ParsedDockerfile['warnings'] = [];
@@ -136,22 +149,23 @@ export function parse(text: string): ParsedDockerfile {
     node.line = startLine;
     // Heredoc bodies follow the instruction's last line, one after the other.
     const host = node.keyword === 'onbuild' ? node.trigger : node;
-    if (host && HEREDOC_FORM.has(host.keyword) && joined.includes('<<')) {
+    if (host && HEREDOC_FORM.has(host.keyword) && host.json === undefined && joined.includes('<<')) {
       const docs = heredocsInLine(joined, startLine);
       for (const doc of docs) {
         let body = '';
         let terminated = false;
         while (i < lines.length) {
           const raw = lines[i];
+          const withEnding = rawLines[i];
           i++;
           const candidate = doc.chomp ? raw.replace(/^\t+/, '') : raw;
           if (candidate === doc.name) {
             terminated = true;
             break;
           }
-          body += raw + '\n';
+          body += withEnding;
         }
-        if (!terminated) throw new DockerfileError(startLine, `unterminated heredoc ${doc.name}`);
+        if (!terminated) throw new DockerfileError(startLine, 'unterminated heredoc');
         doc.content = doc.chomp ? body.replace(/^\t+/gm, '') : body;
       }
       host.heredocs = docs;
@@ -164,6 +178,7 @@ export function parse(text: string): ParsedDockerfile {
     }
     nodes.push(node);
   }
+  if (nodes.length === 0) throw new DockerfileError(0, 'file with no instructions');
   return { directives: reader.directives, nodes, warnings };
 }
 
@@ -263,7 +278,7 @@ export function heredocsInLine(line: string, lineNo: number): Heredoc[] {
   const none = () => undefined;
   let words: string[];
   try {
-    words = expandWords(line, none, '\\', { rawQuotes: true, rawEscapes: true });
+    words = expandWords(line, none, '\\', { rawQuotes: true, rawEscapes: true, skipUnset: true });
   } catch {
     return []; // an unbalanced quote elsewhere on the line: no heredoc, as in BuildKit
   }
@@ -286,7 +301,7 @@ export function parseHeredocWord(word: string, lineNo: number = 0): Heredoc | un
     plain = expandWords(m[3], none, '\\', { skipUnset: true });
     raw = expandWords(m[3], none, '\\', { skipUnset: true, rawQuotes: true });
   } catch (err) {
-    if (err instanceof ExpansionError) throw new DockerfileError(lineNo, err.message);
+    if (err instanceof ExpansionError) throw new DockerfileError(lineNo, err.reason);
     throw err;
   }
   if (plain.length !== 1 || raw.length !== 1) return undefined;
