@@ -55,6 +55,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   'network prune': () => import('./commands/networks.ts').then((m) => m.networkPrune),
   'network connect': () => import('./commands/networks.ts').then((m) => m.networkConnect),
   'network disconnect': () => import('./commands/networks.ts').then((m) => m.networkDisconnect),
+  'registry serve': () => import('./commands/registry.ts').then((m) => m.registryServe),
+  'registry gc': () => import('./commands/registry.ts').then((m) => m.registryGc),
 };
 
 /** Docker's short forms and synonyms. */
@@ -89,6 +91,7 @@ Management Commands:
   container   Manage containers
   image       Manage images
   network     Manage networks
+  registry    Run berth's own OCI registry (serve, gc)
   system      Manage berth
   volume      Manage volumes
 
