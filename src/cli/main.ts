@@ -38,6 +38,14 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   'container export': () => import('./commands/container-fs.ts').then((m) => m.exportCmd),
   'container cp': () => import('./commands/container-fs.ts').then((m) => m.cp),
   'version': () => import('./commands/system.ts').then((m) => m.version),
+  'login': () => import('./commands/registry-auth.ts').then((m) => m.login),
+  'logout': () => import('./commands/registry-auth.ts').then((m) => m.logout),
+  'search': () => import('./commands/registry-auth.ts').then((m) => m.search),
+  'manifest inspect': () => import('./commands/manifest.ts').then((m) => m.manifestInspect),
+  'manifest create': () => import('./commands/manifest.ts').then((m) => m.manifestCreate),
+  'manifest annotate': () => import('./commands/manifest.ts').then((m) => m.manifestAnnotate),
+  'manifest push': () => import('./commands/manifest.ts').then((m) => m.manifestPush),
+  'manifest rm': () => import('./commands/manifest.ts').then((m) => m.manifestRm),
   'system info': () => import('./commands/system.ts').then((m) => m.info),
   'system df': () => import('./commands/system.ts').then((m) => m.df),
   'system prune': () => import('./commands/system.ts').then((m) => m.prune),
@@ -90,6 +98,7 @@ Common Commands:
 Management Commands:
   container   Manage containers
   image       Manage images
+  manifest    Manage image manifests and manifest lists
   network     Manage networks
   registry    Run berth's own OCI registry (serve, gc)
   system      Manage berth
@@ -104,9 +113,12 @@ Commands:
   history     Show the history of an image
   import      Import the contents from a tarball to create a filesystem image
   load        Load an image from a tar archive or STDIN
+  login       Authenticate to a registry
+  logout      Log out from a registry
   port        List port mappings or a specific mapping for the container
   rmi         Remove one or more images
   save        Save one or more images to a tar archive (streamed to STDOUT by default)
+  search      Search a registry for images
   tag         Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
 
 Global Options:
@@ -145,7 +157,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
   if (ALIASES[two] || COMMANDS[two]) {
     name = two;
     args = rest.slice(2);
-  } else if (rest[0] === 'image' || rest[0] === 'system' || rest[0] === 'container' || rest[0] === 'volume' || rest[0] === 'network') {
+  } else if (rest[0] === 'image' || rest[0] === 'system' || rest[0] === 'container' || rest[0] === 'volume' || rest[0] === 'network' || rest[0] === 'manifest') {
     io.err(rest[1] ? `berth: '${two}' is not a berth command.\nSee 'berth ${rest[0]} --help'\n` : `Usage:  berth ${rest[0]} COMMAND\n`);
     return rest[1] ? 1 : 0;
   }
