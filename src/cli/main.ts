@@ -15,6 +15,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   'image save': () => import('./commands/images.ts').then((m) => m.imageSave),
   'image load': () => import('./commands/images.ts').then((m) => m.imageLoad),
   'inspect': () => import('./commands/images.ts').then((m) => m.inspect),
+  'image pull': () => import('./commands/pull-push.ts').then((m) => m.pull),
+  'image push': () => import('./commands/pull-push.ts').then((m) => m.push),
   'container run': () => import('./commands/containers.ts').then((m) => m.run),
   'container create': () => import('./commands/containers.ts').then((m) => m.create),
   'container start': () => import('./commands/containers.ts').then((m) => m.startCmd),
@@ -71,7 +73,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
 const ALIASES: Record<string, string> = {
   diff: 'container diff', commit: 'container commit', export: 'container export', cp: 'container cp',
   images: 'image ls', 'image list': 'image ls', 'image remove': 'image rm', rmi: 'image rm', tag: 'image tag',
-  history: 'image history', import: 'image import', save: 'image save', load: 'image load',
+  history: 'image history', import: 'image import', pull: 'image pull', push: 'image push', save: 'image save', load: 'image load',
   info: 'system info', events: 'system events',
   run: 'container run', create: 'container create', start: 'container start', stop: 'container stop', restart: 'container restart',
   kill: 'container kill', pause: 'container pause', unpause: 'container unpause', rm: 'container rm', 'container remove': 'container rm',
@@ -116,6 +118,8 @@ Commands:
   login       Authenticate to a registry
   logout      Log out from a registry
   port        List port mappings or a specific mapping for the container
+  pull        Download an image from a registry
+  push        Upload an image to a registry
   rmi         Remove one or more images
   save        Save one or more images to a tar archive (streamed to STDOUT by default)
   search      Search a registry for images

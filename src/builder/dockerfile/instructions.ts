@@ -177,9 +177,8 @@ export function parseCommand(node: Node, escape: string = '\\'): Command {
     case 'onbuild': {
       new Flags(node, {});
       if (!node.trigger) fail('ONBUILD requires at least one argument');
+      // Only the trigger's keyword is checked now; as in Docker, the rest is checked when it runs.
       refuseAsTrigger(node.trigger!.keyword.toUpperCase(), line);
-      // Validate the trigger now, so a broken one fails this build rather than a later one.
-      parseCommand(node.trigger!, escape);
       let expression = node.original.replace(/^\s*ONBUILD\s*/i, '');
       for (const doc of node.heredocs) expression += '\n' + doc.content + doc.name;
       return { kind: 'ONBUILD', expression, ...origin };

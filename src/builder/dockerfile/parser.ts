@@ -183,16 +183,17 @@ export function parse(text: string): ParsedDockerfile {
 }
 
 /** Splits one logical line into keyword, flags and the rest, and reads the JSON form. */
-function nodeFromLine(line: string, escape: string, lineNo: number): Node {
+function nodeFromLine(line: string, escape: string, lineNo: number, isTrigger = false): Node {
   const trimmed = line.trim();
   const m = /^(\S+)(?:\s+([\s\S]*))?$/.exec(trimmed)!;
   const word = m[1];
   const keyword = word.toLowerCase();
-  if (!INSTRUCTIONS.has(keyword)) throw new DockerfileError(lineNo, `unknown instruction: ${word.toUpperCase()}`);
+  // Docker accepts any ONBUILD trigger word here and fails only when the trigger runs.
+  if (!isTrigger && !INSTRUCTIONS.has(keyword)) throw new DockerfileError(lineNo, `unknown instruction: ${word.toUpperCase()}`);
   const { flags, rest } = extractFlags(m[2] ?? '');
   const node: Node = { keyword, flags, rest, heredocs: [], line: lineNo, endLine: lineNo, original: trimmed };
   if (keyword === 'onbuild') {
-    if (rest !== '') node.trigger = nodeFromLine(rest, escape, lineNo);
+    if (rest !== '') node.trigger = nodeFromLine(rest, escape, lineNo, true);
     return node;
   }
   if (keyword === 'healthcheck') {
