@@ -4,6 +4,7 @@ import { ApiError } from '../../api-client/client.ts';
 import { Deframer } from '../../common/stdcopy.ts';
 import { humanDuration, humanSize, parseBytes } from '../../common/units.ts';
 import { type Command, type CommandContext, CliError, UsageError, filtersParam, flags, requireArgs, splitAtFirstPositional } from '../command.ts';
+import { createWithPull } from './pull-push.ts';
 import type { Socket } from 'node:net';
 import { type Session, openSession } from '../session.ts';
 import { type ListPort, displayablePorts, isIP, joinHostPort, naturalLess, parseExpose, parsePublishList } from '../ports.ts';
@@ -252,7 +253,7 @@ function startFailureCode(message: string): number {
 async function createContainer(ctx: CommandContext, values: CreateValues, image: string, command: string[]): Promise<string> {
   const body = createBody(values, image, command);
   try {
-    const res = await ctx.client().json<{ Id: string }>('POST', '/containers/create', { query: { name: values.name, platform: values.platform }, body });
+    const res = await createWithPull(ctx, image, values, () => ctx.client().json<{ Id: string }>('POST', '/containers/create', { query: { name: values.name, platform: values.platform }, body }));
     return res.Id;
   } catch (e) {
     if (e instanceof ApiError && e.status === 404 && /No such image/.test(e.message) && values.pull !== 'never') {
@@ -292,7 +293,7 @@ Options:
     if (!detach && values.interactive) body.StdinOnce = true;
     let id: string;
     try {
-      const created = await ctx.client().json<{ Id: string; Warnings: string[] | null }>('POST', '/containers/create', { query: { name: values.name, platform: values.platform }, body });
+      const created = await createWithPull(ctx, image, values, () => ctx.client().json<{ Id: string; Warnings: string[] | null }>('POST', '/containers/create', { query: { name: values.name, platform: values.platform }, body }));
       id = created.Id;
       for (const w of created.Warnings ?? []) ctx.io.err(`WARNING: ${w}\n`);
     } catch (e) {
