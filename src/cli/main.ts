@@ -15,6 +15,9 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   'image save': () => import('./commands/images.ts').then((m) => m.imageSave),
   'image load': () => import('./commands/images.ts').then((m) => m.imageLoad),
   'inspect': () => import('./commands/images.ts').then((m) => m.inspect),
+  'image build': () => import('./commands/build.ts').then((m) => m.build),
+  'builder prune': () => import('./commands/builder.ts').then((m) => m.builderPrune),
+  'builder du': () => import('./commands/builder.ts').then((m) => m.builderDu),
   'image pull': () => import('./commands/pull-push.ts').then((m) => m.pull),
   'image push': () => import('./commands/pull-push.ts').then((m) => m.push),
   'container run': () => import('./commands/containers.ts').then((m) => m.run),
@@ -73,6 +76,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
 const ALIASES: Record<string, string> = {
   diff: 'container diff', commit: 'container commit', export: 'container export', cp: 'container cp',
   images: 'image ls', 'image list': 'image ls', 'image remove': 'image rm', rmi: 'image rm', tag: 'image tag',
+  build: 'image build', 'buildx build': 'image build', 'builder build': 'image build',
   history: 'image history', import: 'image import', pull: 'image pull', push: 'image push', save: 'image save', load: 'image load',
   info: 'system info', events: 'system events',
   run: 'container run', create: 'container create', start: 'container start', stop: 'container stop', restart: 'container restart',
@@ -90,6 +94,7 @@ A container engine that speaks the Docker Engine API.
 
 Common Commands:
   run         Create and run a new container from an image
+  build       Build an image from a Dockerfile
   exec        Execute a command in a running container
   ps          List containers
   images      List images
@@ -98,6 +103,7 @@ Common Commands:
   info        Display system-wide information
 
 Management Commands:
+  builder     Manage builds (prune, du)
   container   Manage containers
   image       Manage images
   manifest    Manage image manifests and manifest lists

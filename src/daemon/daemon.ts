@@ -42,6 +42,12 @@ import { NetworkStore } from '../network/store.ts';
 import { type NetworkOptions, NetworkService } from '../services/networks.ts';
 import { networkRoutes } from '../api/routes/networks.ts';
 import { PullService } from '../services/pull.ts';
+import { BuildCache } from '../builder/cache.ts';
+import { parseReference } from '../images/reference.ts';
+import { Builder } from '../builder/builder.ts';
+import { BuildService } from '../services/builds.ts';
+import { buildRoutes } from '../api/routes/build.ts';
+import { cleanBuildLeftovers } from '../builder/recover.ts';
 import { PushService } from '../services/push.ts';
 import { distributionRoutes } from '../api/routes/distribution.ts';
 import { type RegistryClientFactory, registryClientFactory } from '../distribution/client.ts';
@@ -74,9 +80,11 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     await snapshots.init();
     const leases = new LeaseManager();
     const images = new ImageStore(db, content);
+    const buildCache = new BuildCache(db);
     const events = new EventBus();
     // Extractions a crash interrupted are discarded; they are redone when needed.
     for (const s of snapshots.list()) if (s.key.startsWith('extract-')) await snapshots.remove(s.key).catch(() => {});
+    await cleanBuildLeftovers({ snapshots, scratch: join(dataRoot, 'tmp'), runcRoot: join(dataRoot, 'runc'), log });
     await snapshots.removeOrphanDirs();
     const gc = new GarbageCollector({
       content, snapshots, leases, log: log.child({ module: 'gc' }),
@@ -87,6 +95,9 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
         // A container's own snapshot is the key of its writable layer.
         blobs: () => [],
         snapshots: () => containerStore.list().map((c) => c.id),
+      }, {
+        blobs: () => buildCache.blobs(),
+        snapshots: () => buildCache.snapshots(),
       }],
     });
     const unpacker = new Unpacker({ content, snapshots, leases });
@@ -136,6 +147,17 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       images, content, snapshots, unpacker, leases, gc, events, log: log.child({ module: 'pull' }), registry: registries,
     });
     const push = new PushService({ images, content, events, log: log.child({ module: 'push' }), registry: registries });
+    const builds: BuildService = new BuildService({
+      builder: new Builder({
+        content, snapshots, unpacker, leases, cache: buildCache, runc: { binary: 'runc', root: join(dataRoot, 'runc') },
+        scratch: join(dataRoot, 'tmp'), log: log.child({ module: 'builder' }),
+        baseImage: (name, platform, pullIt, signal) => builds.baseImage(name, platform, pullIt, signal),
+      }),
+      images: imageService, cache: buildCache, leases, gc, scratch: join(dataRoot, 'tmp'), events, log: log.child({ module: 'build' }),
+    });
+    builds.pull = async (name, platform, signal) => {
+      await pull.pull(parseReference(name), { platform, signal });
+    };
 
     const routes = [
       ...systemRoutes({
@@ -157,7 +179,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
               })))
               : null,
             Volumes: types.has('volume') ? await volumes.diskUsage() : null,
-            BuildCache: types.has('build-cache') ? [] : null,
+            BuildCache: types.has('build-cache') ? builds.records() : null,
           };
         },
       }),
@@ -173,6 +195,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       ...containerOpsRoutes(ops),
       ...volumeRoutes(volumes),
       ...pruneRoutes(),
+      ...buildRoutes(builds),
       ...distributionRoutes({ registries }),
     ];
     const server = createApiServer(routes, log.child({ module: 'api' }));
