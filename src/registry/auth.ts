@@ -9,7 +9,7 @@ import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypt
 import { readFile } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import { bcryptVerify } from './bcrypt.ts';
-import { registryError } from './errors.ts';
+import { type RegistryError, registryError } from './errors.ts';
 
 export type AuthMode = 'none' | 'htpasswd' | 'token';
 
@@ -26,6 +26,40 @@ export const SERVICE = 'berth-registry';
 export const TOKEN_TTL_S = 300;
 /** A successful bcrypt check is remembered this long, so Basic clients pay bcrypt once, not per request. */
 const VERIFIED_TTL_MS = 60_000;
+/** Wrong credentials allowed per client address and window before it gets TOOMANYREQUESTS: no password guessing at bcrypt speed. */
+export const FAILURE_LIMIT = 10;
+const FAILURE_WINDOW_MS = 60_000;
+
+/** Counts failed logins per client address in a fixed window. */
+class FailureThrottle {
+  #byClient = new Map<string, { count: number; until: number }>();
+
+  /** Throws TOOMANYREQUESTS while the client is over its limit. */
+  check(client: string): void {
+    const f = this.#byClient.get(client);
+    if (!f) return;
+    const now = Date.now();
+    if (f.until <= now) {
+      this.#byClient.delete(client);
+      return;
+    }
+    if (f.count >= FAILURE_LIMIT) {
+      throw registryError('TOOMANYREQUESTS', 'too many failed authentication attempts; try again later', {
+        headers: { 'Retry-After': String(Math.ceil((f.until - now) / 1000)) },
+      });
+    }
+  }
+
+  fail(client: string): void {
+    const now = Date.now();
+    const f = this.#byClient.get(client);
+    if (f && f.until > now) f.count++;
+    else {
+      if (this.#byClient.size > 10_000) this.#byClient.clear();
+      this.#byClient.set(client, { count: 1, until: now + FAILURE_WINDOW_MS });
+    }
+  }
+}
 
 export class Htpasswd {
   #users: Map<string, string>;
@@ -91,6 +125,7 @@ export class Authenticator {
   readonly mode: AuthMode;
   #htpasswd: Htpasswd | undefined;
   #secret: Buffer;
+  #throttle = new FailureThrottle();
 
   constructor(mode: AuthMode, htpasswd: Htpasswd | undefined, secret: Buffer) {
     if (mode !== 'none' && !htpasswd) throw new Error(`auth mode ${mode} needs an htpasswd file`);
@@ -105,9 +140,12 @@ export class Authenticator {
    */
   check(req: IncomingMessage, needed: Access | undefined): void {
     if (this.mode === 'none') return;
+    const client = req.socket.remoteAddress ?? '';
     if (this.mode === 'htpasswd') {
+      this.#throttle.check(client);
       const c = basicCredentials(req.headers.authorization);
       if (c && this.#htpasswd!.verify(c.user, c.password)) return;
+      if (c) this.#throttle.fail(client);
       throw registryError('UNAUTHORIZED', c ? 'invalid username or password' : 'authentication required', {
         headers: { 'WWW-Authenticate': `Basic realm="${REALM}"` },
       });
@@ -139,12 +177,20 @@ export class Authenticator {
    */
   issueToken(req: IncomingMessage, query: URLSearchParams, form: URLSearchParams | undefined): { status: number; body: unknown; headers?: Record<string, string> } {
     if (this.mode !== 'token') return { status: 404, body: { errors: [{ code: 'UNSUPPORTED', message: 'this registry is not a token service' }] } };
+    const client = req.socket.remoteAddress ?? '';
+    try {
+      this.#throttle.check(client);
+    } catch (e) {
+      const err = e as RegistryError;
+      return { status: err.status, body: { errors: [{ code: err.code, message: err.message, detail: null }] }, headers: err.headers };
+    }
     let creds = basicCredentials(req.headers.authorization);
     if (form) {
       if (form.get('grant_type') !== 'password') return { status: 400, body: { error: 'unsupported_grant_type' } };
       creds = { user: form.get('username') ?? '', password: form.get('password') ?? '' };
     }
     if (!creds || !this.#htpasswd!.verify(creds.user, creds.password)) {
+      if (creds) this.#throttle.fail(client);
       return {
         status: 401,
         body: { errors: [{ code: 'UNAUTHORIZED', message: creds ? 'invalid username or password' : 'authentication required', detail: null }] },

@@ -43,7 +43,7 @@ export async function serveRegistry(opts: ServeOptions): Promise<number> {
 
   // The primary: recovery once (stale uploads, the token secret), then the workers.
   const { store, uploads } = await prepareRegistry({ ...opts, auth });
-  const purged = await uploads.purge(await store.catalog(), opts.uploadMaxAgeMs ?? 7 * 24 * 3600 * 1000);
+  const purged = opts.readOnly ? 0 : await uploads.purge(await store.catalog(), opts.uploadMaxAgeMs ?? 7 * 24 * 3600 * 1000);
   if (purged) opts.log.info('purged stale upload sessions', { count: purged });
   cluster.schedulingPolicy = cluster.SCHED_NONE;
   let stopping = false;

@@ -23,6 +23,7 @@ export interface RegistryOptions {
   tls?: { cert: string; key: string };
   log: Logger;
   logRequests?: boolean;
+  readOnly?: boolean;
   /** Upload sessions older than this are deleted at start; younger ones stay resumable. */
   uploadMaxAgeMs?: number;
   driver?: StorageDriver;
@@ -54,13 +55,14 @@ export async function prepareRegistry(opts: Omit<RegistryOptions, 'host' | 'port
   const htpasswd = opts.htpasswd ? await Htpasswd.load(opts.htpasswd) : undefined;
   const mode: AuthMode = opts.auth === 'none' && htpasswd ? 'htpasswd' : opts.auth;
   const auth = new Authenticator(mode, htpasswd, mode === 'token' ? await tokenSecret(driver) : Buffer.alloc(0));
-  const handler = registryHandler({ store, uploads, auth, log: opts.log, logRequests: opts.logRequests });
+  const handler = registryHandler({ store, uploads, auth, log: opts.log, logRequests: opts.logRequests, readOnly: opts.readOnly });
   return { driver, store, uploads, auth, handler };
 }
 
 export async function startRegistry(opts: RegistryOptions): Promise<RunningRegistry> {
   const { store, uploads, handler } = await prepareRegistry(opts);
-  const purged = await uploads.purge(await store.catalog(), opts.uploadMaxAgeMs ?? WEEK_MS);
+  // A read-only registry changes nothing on disk, stale uploads included.
+  const purged = opts.readOnly ? 0 : await uploads.purge(await store.catalog(), opts.uploadMaxAgeMs ?? WEEK_MS);
   if (purged) opts.log.info('purged stale upload sessions', { count: purged });
   const server = await listen(handler, opts);
   const port = (server.address() as AddressInfo).port;

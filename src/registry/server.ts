@@ -21,6 +21,8 @@ export interface RegistryHandlerOptions {
   log: Logger;
   /** Log every request (debug level only: a busy registry must not pay for logging). */
   logRequests?: boolean;
+  /** Refuse every write with DENIED: for maintenance, such as a gc against a serving registry. */
+  readOnly?: boolean;
 }
 
 type Handler = (req: IncomingMessage, res: ServerResponse, ctx: RouteContext) => Promise<void>;
@@ -277,6 +279,7 @@ export function registryHandler(opts: RegistryHandlerOptions): (req: IncomingMes
       const entry = TABLE[kind][method];
       if (!entry) throw registryError('UNSUPPORTED', `${method} is not supported on ${kind}`, { headers: { Allow: Object.keys(TABLE[kind]).join(', ') } });
       auth.check(req, entry.access(name));
+      if (opts.readOnly && method !== 'GET' && method !== 'HEAD') throw registryError('DENIED', 'this registry is read-only', { status: 403 });
       return entry.handler(req, res, { name, ref: m[2], query, head });
     }
     if (path.startsWith('/v2/')) throw registryError('NAME_INVALID', `no route for ${path.slice(0, 200)}`, { status: 404 });
@@ -333,18 +336,25 @@ function sendJson(res: ServerResponse, status: number, body: unknown, head: bool
   res.end(head ? undefined : text);
 }
 
-/** Reads a small body whole; a body over `max` is refused before it is all read (413, SIZE_INVALID). */
+/** Past this, an oversized body is not even read: the connection is answered and closed. */
+const DRAIN_MAX = 64 << 20;
+
+/**
+ * Reads a small body whole. A body over `max` is refused (413, SIZE_INVALID) without being kept:
+ * it is read and dropped (up to DRAIN_MAX), so the client sees the answer rather than a broken pipe.
+ */
 async function readLimited(req: IncomingMessage, max: number): Promise<Buffer> {
   const declared = contentLength(req);
   const tooBig = () => registryError('SIZE_INVALID', `body larger than ${max} bytes`, { status: 413, detail: { limit: max } });
-  if (declared !== undefined && declared > max) throw tooBig();
+  if (declared !== undefined && declared > DRAIN_MAX) throw tooBig();
   const chunks: Buffer[] = [];
   let n = 0;
   for await (const c of req as AsyncIterable<Buffer>) {
     n += c.length;
-    if (n > max) throw tooBig();
-    chunks.push(c);
+    if (n > DRAIN_MAX) throw tooBig();
+    if (n <= max) chunks.push(c);
   }
+  if (n > max) throw tooBig();
   return Buffer.concat(chunks);
 }
 

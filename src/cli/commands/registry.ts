@@ -28,6 +28,7 @@ Options:
                            needs --htpasswd) (default: "htpasswd" with --htpasswd, else "none")
       --tls-cert string    Serve HTTPS with this certificate (PEM)
       --tls-key string     Private key for --tls-cert (PEM)
+      --read-only          Refuse pushes and deletes (403 DENIED), e.g. while gc runs
       --workers int        Worker processes sharing the port (default 1)
       --log-level string   debug, info, warn or error; debug logs every request (default "info")
 `,
@@ -36,6 +37,7 @@ Options:
     const { values, positionals } = flags(ctx, {
       listen: { type: 'string' }, root: { type: 'string' }, htpasswd: { type: 'string' }, auth: { type: 'string' },
       'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, workers: { type: 'string' }, 'log-level': { type: 'string' },
+      'read-only': { type: 'boolean' },
     }, this.usage);
     requireArgs(ctx, positionals, 0, 0, this.usage);
     const { host, port } = parseListen(values.listen ?? DEFAULT_LISTEN);
@@ -54,7 +56,7 @@ Options:
     const log = createLogger(level, { module: 'registry' });
     const { serveRegistry } = await import('../../registry/cluster.ts');
     return serveRegistry({
-      root, host, port, auth, log, logRequests: level === 'debug', workers,
+      root, host, port, auth, log, logRequests: level === 'debug', workers, readOnly: Boolean(values['read-only']),
       htpasswd: values.htpasswd ? resolve(values.htpasswd) : undefined,
       tls: values['tls-cert'] ? { cert: resolve(values['tls-cert']), key: resolve(values['tls-key']!) } : undefined,
       ready: (url) => ctx.io.out(`listening on ${url}\n`),
@@ -76,7 +78,7 @@ Options:
       --dry-run             Print what would be removed, remove nothing
       --delete-untagged     Also remove manifests no tag reaches (with what only they reference)
 
-Stop the server first (or make sure nothing pushes meanwhile): a blob uploaded for a
+Stop the server first, or run it with --read-only meanwhile: a blob uploaded for a
 manifest not yet pushed looks like garbage.
 `,
   description: 'Garbage-collect a registry root',
