@@ -1,7 +1,9 @@
 // A private Debian `docker-registry` (distribution 2.8) on 127.0.0.1 for one test file, the
 // reference a registry client is checked against. Nothing here ever leaves loopback.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { type KeyObject, X509Certificate, createPrivateKey, sign } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { type IncomingMessage, type Server, type ServerResponse, createServer as createHttpServer } from 'node:http';
 import { rm } from 'node:fs/promises';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -136,4 +138,86 @@ function canConnect(port: number): Promise<boolean> {
     c.once('connect', () => { c.destroy(); resolve(true); });
     c.once('error', () => resolve(false));
   });
+}
+
+/**
+ * A token server (Docker's registry token auth spec) for a `docker-registry` started with
+ * `token`: it signs ES256 JWTs with a throwaway self-signed certificate, granting what was asked
+ * to the users it knows (Basic on GET) and nothing to anyone else. `hits` counts token requests.
+ */
+export class TokenServer {
+  readonly dir: string;
+  readonly service = 'berth-test-registry';
+  readonly issuer = 'berth-test-issuer';
+  readonly users: Record<string, string>;
+  readonly hits: { authorized: boolean; scopes: string[] }[] = [];
+  #server: Server | undefined;
+  #key: KeyObject | undefined;
+  #x5c = '';
+  realm = '';
+
+  constructor(users: Record<string, string>) {
+    this.dir = mkdtempSync(join(tmpdir(), 'berth-token-'));
+    this.users = users;
+  }
+
+  get certPath(): string {
+    return join(this.dir, 'cert.pem');
+  }
+
+  /** The `token` options for TestRegistry.start. */
+  get registryOptions(): NonNullable<RegistryStartOptions['token']> {
+    return { realm: this.realm, service: this.service, issuer: this.issuer, rootCertBundle: this.certPath };
+  }
+
+  static async start(users: Record<string, string>): Promise<TokenServer> {
+    const t = new TokenServer(users);
+    const keyPath = join(t.dir, 'key.pem');
+    const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+      '-keyout', keyPath, '-out', t.certPath, '-days', '2', '-subj', '/CN=berth-test-token'], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`openssl failed: ${r.stderr}`);
+    t.#key = createPrivateKey(readFileSync(keyPath));
+    t.#x5c = new X509Certificate(readFileSync(t.certPath)).raw.toString('base64');
+    t.#server = createHttpServer((req, res) => t.#answer(req, res));
+    await new Promise<void>((res) => t.#server!.listen(0, '127.0.0.1', res));
+    t.realm = `http://127.0.0.1:${(t.#server.address() as { port: number }).port}/token`;
+    return t;
+  }
+
+  #answer(req: IncomingMessage, res: ServerResponse): void {
+    const url = new URL(req.url ?? '/', 'http://x');
+    const scopes = url.searchParams.getAll('scope');
+    let user: string | undefined;
+    const auth = req.headers.authorization;
+    if (auth?.startsWith('Basic ')) {
+      const pair = Buffer.from(auth.slice(6), 'base64').toString();
+      const i = pair.indexOf(':');
+      const [u, p] = [pair.slice(0, i), pair.slice(i + 1)];
+      if (this.users[u] === undefined || this.users[u] !== p) {
+        this.hits.push({ authorized: false, scopes });
+        res.writeHead(401, { 'Content-Type': 'application/json' });
+        res.end(JSON.stringify({ errors: [{ code: 'UNAUTHORIZED', message: 'incorrect username or password' }] }));
+        return;
+      }
+      user = u;
+    }
+    this.hits.push({ authorized: user !== undefined, scopes });
+    const access = user === undefined ? [] : scopes.map((s) => {
+      const [type, ...rest] = s.split(':');
+      const actions = rest.pop()!.split(',');
+      return { type, name: rest.join(':'), actions };
+    });
+    const now = Math.floor(Date.now() / 1000);
+    const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
+    const head = b64({ typ: 'JWT', alg: 'ES256', x5c: [this.#x5c] });
+    const claims = b64({ iss: this.issuer, sub: user ?? '', aud: this.service, exp: now + 300, nbf: now - 10, iat: now, jti: `${now}-${this.hits.length}`, access });
+    const sig = sign('sha256', Buffer.from(`${head}.${claims}`), { key: this.#key!, dsaEncoding: 'ieee-p1363' }).toString('base64url');
+    res.writeHead(200, { 'Content-Type': 'application/json' });
+    res.end(JSON.stringify({ token: `${head}.${claims}.${sig}`, expires_in: 300, issued_at: new Date().toISOString() }));
+  }
+
+  async cleanup(): Promise<void> {
+    await new Promise<void>((res) => (this.#server ? this.#server.close(() => res()) : res()));
+    await rm(this.dir, { recursive: true, force: true });
+  }
 }
