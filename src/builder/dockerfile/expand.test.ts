@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { EXPANDED_INSTRUCTIONS, ExpansionError, expandWord, expandWords } from './expand.ts';
+import { EXPANDED_INSTRUCTIONS, ExpansionError, expandHeredoc, expandWord, expandWords } from './expand.ts';
 
 const env: Record<string, string> = { A: 'alpha', EMPTY: '', SP: 'x  y', PATH: '/usr/bin', FILE: 'archive.tar.gz', _u1: 'u' };
 const lookup = (name: string) => (Object.hasOwn(env, name) ? env[name] : undefined);
@@ -50,6 +50,19 @@ test('pattern removal and replacement', () => {
   assert.equal(word('${FILE%%.*}'), 'archive');
   assert.equal(word('${FILE/a/A}'), 'Archive.tar.gz');
   assert.equal(word('${FILE//a/A}'), 'Archive.tAr.gz');
+  assert.equal(word('${FILE/a*/X}'), 'X', 'replacement patterns are greedy');
+  assert.equal(word('${FILE#a?c}'), 'hive.tar.gz');
+  assert.equal(word('${FILE#[a]}'), 'archive.tar.gz', 'no bracket expressions: [ is literal');
+  assert.equal(word('${FILE%\\*}'), 'archive.tar.gz');
+  assert.equal(word('${NOPE#x}'), '');
+  assert.equal(word('${PATH/\\//:}'), ':usr/bin', '\\/ escapes the delimiter');
+});
+
+test('heredoc bodies of COPY and ADD: quotes are ordinary characters, escapes still work', () => {
+  const body = 'say "$A" and \'$A\' \\$A ${NOPE:-d}\n';
+  assert.equal(expandWord(body, lookup, '\\', { skipQuotes: true }), 'say "alpha" and \'alpha\' $A d\n');
+  assert.equal(expandHeredoc(body, lookup), 'say "alpha" and \'alpha\' $A d\n');
+  assert.equal(expandHeredoc('<?xml version="1.0"?>\n', lookup), '<?xml version="1.0"?>\n');
 });
 
 test('malformed substitutions are errors', () => {
@@ -57,7 +70,12 @@ test('malformed substitutions are errors', () => {
   assert.throws(() => word('${}'), /bad substitution/);
   assert.throws(() => word('${:-x}'), /bad substitution/);
   assert.throws(() => word('${A:-x'), /missing '}'/);
-  assert.throws(() => word('${A:=x}'), /unsupported modifier \(=\) in substitution/);
+  assert.throws(() => word('${A:=x}'), /unsupported modifier \(:=\) in substitution/);
+  assert.throws(() => word('${A:#x}'), /unsupported modifier \(:#\) in substitution/);
+  assert.throws(() => word('${A!x}'), /unsupported modifier \(!\) in substitution/);
+  assert.throws(() => word('${A:=x'), /missing '}'/);
+  assert.throws(() => word('${A/x}'), /missing '\/' in \$\{\}/);
+  assert.throws(() => word('${A#\\x}'), /invalid escape/);
 });
 
 test('quotes: single is literal, double expands, both are removed', () => {

@@ -47,6 +47,8 @@ export interface LexOptions {
   rawEscapes?: boolean;
   /** Leave `$VAR` as written when VAR is unset instead of substituting the empty string. */
   skipUnset?: boolean;
+  /** Treat quotes as ordinary characters (heredoc bodies of COPY and ADD). */
+  skipQuotes?: boolean;
 }
 
 /** Expands one word to a single string: quotes removed, variables substituted, spaces kept. */
@@ -57,6 +59,16 @@ export function expandWord(word: string, lookup: VariableLookup, escape: string 
 /** Expands a string and splits the result into words, as for EXPOSE `$PORTS` or heredoc detection. */
 export function expandWords(text: string, lookup: VariableLookup, escape: string = '\\', options: LexOptions = {}): string[] {
   return lex(text, lookup, { ...options, escape }).words;
+}
+
+/**
+ * The body of a COPY/ADD heredoc whose delimiter was not quoted (`heredoc.expand`), expanded as
+ * BuildKit does: variables are substituted and `\` escapes, but quotes are ordinary characters
+ * (a config file's `"…"` stays). The escape character is always `\` here. RUN heredocs are not
+ * expanded by the builder: the shell in the container does that.
+ */
+export function expandHeredoc(content: string, lookup: VariableLookup): string {
+  return lex(content, lookup, { escape: '\\', skipQuotes: true }).text;
 }
 
 /** Runs the lexer; errors name the word as Docker does (`failed to process "${x:?}": x: …`). */
@@ -119,6 +131,7 @@ class Lexer {
   #rawQuotes: boolean;
   #rawEscapes: boolean;
   #skipUnset: boolean;
+  #skipQuotes: boolean;
 
   constructor(source: string, lookup: VariableLookup, options: LexOptions) {
     this.#chars = Array.from(source);
@@ -127,10 +140,11 @@ class Lexer {
     this.#rawQuotes = options.rawQuotes ?? false;
     this.#rawEscapes = options.rawEscapes ?? false;
     this.#skipUnset = options.skipUnset ?? false;
+    this.#skipQuotes = options.skipQuotes ?? false;
   }
 
   run(): { text: string; words: string[] } {
-    return this.#until(EOF);
+    return this.#until(EOF, this.#rawEscapes);
   }
 
   #peek(): string {
@@ -141,8 +155,21 @@ class Lexer {
     return this.#chars[this.#pos++] ?? EOF;
   }
 
-  /** Processes up to `stop` (consumed) or the end of input when stop is EOF. */
-  #until(stop: string): { text: string; words: string[] } {
+  /**
+   * Processes up to `stop` (consumed) or the end of input when stop is EOF. `rawEscapes` holds
+   * for this stretch (pattern words keep their escapes for the pattern matcher).
+   */
+  #until(stop: string, rawEscapes: boolean): { text: string; words: string[] } {
+    const saved = this.#rawEscapes;
+    this.#rawEscapes = rawEscapes;
+    try {
+      return this.#scan(stop);
+    } finally {
+      this.#rawEscapes = saved;
+    }
+  }
+
+  #scan(stop: string): { text: string; words: string[] } {
     let text = '';
     const words = new WordBuilder();
     while (this.#peek() !== EOF) {
@@ -151,7 +178,7 @@ class Lexer {
         this.#next();
         return { text, words: words.finish() };
       }
-      if (ch === "'" || ch === '"') {
+      if ((ch === "'" || ch === '"') && !this.#skipQuotes) {
         const quoted = ch === "'" ? this.#singleQuoted() : this.#doubleQuoted();
         text += quoted;
         words.addRaw(quoted);
@@ -217,12 +244,10 @@ class Lexer {
       }
       let c = this.#next();
       if (c === this.#escape) {
+        if (this.#rawEscapes) out += c;
         const after = this.#peek();
         if (after === EOF) continue; // an escape at the end of the word is ignored
-        if (after === '"' || after === '$' || after === this.#escape) {
-          if (this.#rawEscapes) out += c;
-          c = this.#next();
-        }
+        if (after === '"' || after === '$' || after === this.#escape) c = this.#next();
         // Any other escape is kept as written: "a\b" stays a\b.
       }
       out += c;
@@ -244,68 +269,79 @@ class Lexer {
     if (first === EOF) throw new ExpansionError("syntax error: missing '}'");
     if (first === '{' || first === '}' || first === ':') throw new ExpansionError('syntax error: bad substitution');
     const name = this.#name();
-    const op = this.#next();
+    let op = this.#next();
+    let written = op; // the modifier as written, for messages and skipUnset
     if (op === '}') {
       const value = this.#lookup(name);
       if (value === undefined && this.#skipUnset) return '${' + name + '}';
       return value ?? '';
     }
-    if (op === ':') {
-      const modifier = this.#next();
-      const word = this.#modifierWord();
-      const value = this.#lookup(name);
-      if (value === undefined && this.#skipUnset) return '${' + name + ':' + modifier + word + '}';
-      switch (modifier) {
-        case '+':
-          return value ? word : (value ?? '');
-        case '-':
-          return value ? value : word;
-        case '?':
-          if (value === undefined) throw new ExpansionError(`${name}: ${word || 'is not allowed to be unset'}`);
-          if (value === '') throw new ExpansionError(`${name}: ${word || 'is not allowed to be empty'}`);
-          return value;
-        default:
-          throw new ExpansionError(`unsupported modifier (${modifier}) in substitution`);
-      }
+    if (op === '/') return this.#replace(name);
+    // With a colon, an empty value counts as unset (`:-`, `:+`, `:?`).
+    const emptyIsUnset = op === ':';
+    if (emptyIsUnset) {
+      op = this.#next();
+      written += op;
     }
-    if (op === '+' || op === '-' || op === '?') {
-      const word = this.#modifierWord();
-      const value = this.#lookup(name);
-      if (value === undefined && this.#skipUnset) return '${' + name + op + word + '}';
-      if (op === '+') return value !== undefined ? word : '';
-      if (op === '-') return value !== undefined ? value : word;
-      if (value === undefined) throw new ExpansionError(`${name}: ${word || 'is not allowed to be unset'}`);
-      return value;
-    }
-    if (op === '#' || op === '%') {
-      const longest = this.#peek() === op;
-      if (longest) this.#next();
-      const pattern = this.#modifierWord();
-      const value = this.#lookup(name);
-      if (value === undefined && this.#skipUnset) return '${' + name + op + (longest ? op : '') + pattern + '}';
-      return op === '#' ? trimPrefix(value ?? '', pattern, longest) : trimSuffix(value ?? '', pattern, longest);
-    }
-    if (op === '/') {
-      const all = this.#peek() === '/';
-      if (all) this.#next();
-      const pattern = this.#until('/').text; // throws when there is no second slash
-      const replacement = this.#modifierWord();
-      const value = this.#lookup(name);
-      if (value === undefined && this.#skipUnset) return '${' + name + '/' + (all ? '/' : '') + pattern + '/' + replacement + '}';
-      return replacePattern(value ?? '', pattern, replacement, all);
-    }
-    if (op === EOF) throw new ExpansionError("syntax error: missing '}'");
-    throw new ExpansionError(`unsupported modifier (${op}) in substitution`);
-  }
-
-  /** The word after a modifier, up to the closing brace (it may hold expansions and quotes). */
-  #modifierWord(): string {
+    const isPattern = op === '#' || op === '%';
+    const unsupported = () => new ExpansionError(`unsupported modifier (${written}) in substitution`);
+    if (op === EOF && !emptyIsUnset) throw new ExpansionError("syntax error: missing '}'");
+    if ((!emptyIsUnset && !['+', '-', '?', '#', '%'].includes(op)) || (emptyIsUnset && isPattern)) throw unsupported();
+    let word: string;
     try {
-      return this.#until('}').text;
+      word = this.#until('}', isPattern).text;
     } catch (err) {
       if (this.#peek() === EOF) throw new ExpansionError("syntax error: missing '}'");
       throw err;
     }
+    // After a colon only -, + and ? mean something; BuildKit says so once the word is read.
+    if (emptyIsUnset && !['+', '-', '?'].includes(op)) throw unsupported();
+    const value = this.#lookup(name);
+    if (value === undefined && this.#skipUnset) return '${' + name + written + word + '}';
+    const unset = value === undefined || (emptyIsUnset && value === '');
+    switch (op) {
+      case '-':
+        return unset ? word : value!;
+      case '+':
+        return unset ? '' : word;
+      case '?':
+        if (value === undefined) throw new ExpansionError(`${name}: ${word || 'is not allowed to be unset'}`);
+        if (unset) throw new ExpansionError(`${name}: ${word || 'is not allowed to be empty'}`);
+        return value;
+      default: {
+        // `#`/`%` remove the shortest matching prefix/suffix, `##`/`%%` the longest.
+        const greedy = word.startsWith(op);
+        const pattern = greedy ? word.slice(1) : word;
+        return op === '#' ? trimPrefix(value ?? '', pattern, greedy) : trimSuffix(value ?? '', pattern, greedy);
+      }
+    }
+  }
+
+  /** `${name/pattern/replacement}` (first match) or `${name//pattern/replacement}` (every match). */
+  #replace(name: string): string {
+    const all = this.#peek() === '/';
+    if (all) this.#next();
+    let pattern: string;
+    try {
+      pattern = this.#until('/', true).text;
+    } catch (err) {
+      if (this.#peek() === EOF) throw new ExpansionError("syntax error: missing '/' in ${}");
+      throw err;
+    }
+    let replacement: string;
+    try {
+      replacement = this.#until('}', true).text;
+    } catch (err) {
+      if (this.#peek() === EOF) throw new ExpansionError("syntax error: missing '}'");
+      throw err;
+    }
+    const value = this.#lookup(name);
+    if (value === undefined && this.#skipUnset) return '${' + name + '/' + pattern + '/' + replacement + '}';
+    const re = shellPatternRegex(pattern, true, false, all);
+    const current = value ?? '';
+    if (all) return current.replace(re, () => replacement);
+    const m = re.exec(current);
+    return m ? current.slice(0, m.index) + replacement + current.slice(m.index + m[0].length) : current;
   }
 
   /** A variable name: letters, digits and `_`; or a run of digits; or one special parameter. */
@@ -325,59 +361,55 @@ class Lexer {
   }
 }
 
-/** A shell glob (`*`, `?`, `[…]`, `\x`) as a regular expression source, unanchored. */
-function globToRegex(pattern: string): string {
-  let re = '';
+/**
+ * A substitution pattern (`*` any string, `?` one character, `\` escapes `*`, `?` and `\`; no
+ * bracket expressions) as a regular expression. `\}` and `\/` only protect the delimiter.
+ */
+function shellPatternRegex(pattern: string, greedy: boolean, anchored: boolean, global = false): RegExp {
+  let re = anchored ? '^' : '';
   const chars = Array.from(pattern);
   for (let i = 0; i < chars.length; i++) {
     const ch = chars[i];
-    if (ch === '*') re += '[\\s\\S]*';
-    else if (ch === '?') re += '[\\s\\S]';
-    else if (ch === '\\' && i + 1 < chars.length) re += escapeRegex(chars[++i]);
-    else if (ch === '[') {
-      const close = chars.indexOf(']', i + 2);
-      if (close < 0) {
-        re += '\\[';
-        continue;
+    if (ch === '*') re += greedy ? '.*' : '.*?';
+    else if (ch === '?') re += '.';
+    else if (ch === '\\') {
+      const next = chars[i + 1];
+      if (next === '}' || next === '/') continue;
+      if (next !== '*' && next !== '?' && next !== '\\') {
+        throw new ExpansionError(`invalid pattern (${pattern}) in substitution: invalid escape '\\${next ?? ''}'`);
       }
-      let body = chars.slice(i + 1, close).join('');
-      if (body.startsWith('!')) body = '^' + body.slice(1);
-      re += '[' + body.replace(/[\]\\]/g, (c) => '\\' + c).replace(/^\\\^/, '^') + ']';
-      i = close;
-    } else re += escapeRegex(ch);
+      re += '\\' + next;
+      i++;
+    } else if (/[[\]{}.+()|^$/]/.test(ch)) re += '\\' + ch;
+    else re += ch;
   }
-  return re;
+  return new RegExp(re, global ? 'gu' : 'u');
 }
 
-function escapeRegex(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\/]/g, (c) => '\\' + c);
+function trimPrefix(value: string, pattern: string, greedy: boolean): string {
+  const m = shellPatternRegex(pattern, greedy, true).exec(value);
+  return m ? value.slice(m[0].length) : value;
 }
 
-function trimPrefix(value: string, pattern: string, longest: boolean): string {
-  const re = new RegExp('^(?:' + globToRegex(pattern) + ')$', 'u');
-  const chars = Array.from(value);
-  if (longest) {
-    for (let n = chars.length; n >= 0; n--) if (re.test(chars.slice(0, n).join(''))) return chars.slice(n).join('');
-  } else {
-    for (let n = 0; n <= chars.length; n++) if (re.test(chars.slice(0, n).join(''))) return chars.slice(n).join('');
+/** Reverses a pattern but keeps each escape before the character it escapes (`a\*c` → `c\*a`). */
+function reversePattern(pattern: string): string {
+  const chars = Array.from(pattern);
+  const out: string[] = [];
+  for (let i = 0; i < chars.length; ) {
+    if (chars[i] === '\\' && i !== chars.length - 1) {
+      out.unshift('\\' + chars[i + 1]);
+      i += 2;
+    } else {
+      out.unshift(chars[i]);
+      i++;
+    }
   }
-  return value;
+  return out.join('');
 }
 
-function trimSuffix(value: string, pattern: string, longest: boolean): string {
-  const re = new RegExp('^(?:' + globToRegex(pattern) + ')$', 'u');
-  const chars = Array.from(value);
-  if (longest) {
-    for (let n = 0; n <= chars.length; n++) if (re.test(chars.slice(n).join(''))) return chars.slice(0, n).join('');
-  } else {
-    for (let n = chars.length; n >= 0; n--) if (re.test(chars.slice(n).join(''))) return chars.slice(0, n).join('');
-  }
-  return value;
-}
+const reverse = (s: string) => Array.from(s).reverse().join('');
 
-/** `${VAR/pattern/replacement}`: the longest match of the glob, first or (`//`) every one. */
-function replacePattern(value: string, pattern: string, replacement: string, all: boolean): string {
-  if (pattern === '') return value;
-  const re = new RegExp(globToRegex(pattern), all ? 'gu' : 'u');
-  return value.replace(re, () => replacement);
+/** The shortest (or longest) matching suffix, found as a prefix of the reversed value. */
+function trimSuffix(value: string, pattern: string, greedy: boolean): string {
+  return reverse(trimPrefix(reverse(value), reversePattern(pattern), greedy));
 }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { heredocForSource, parseDockerfile, parseGoDuration, parseTriggers, parseWords } from './instructions.ts';
+import { heredocForSource, parseDockerfile, parseGoDuration, parseTriggers, parseWords, runInvocation } from './instructions.ts';
 import { DockerfileError, type Command } from './types.ts';
 
 /** The commands of a one-stage Dockerfile `FROM x` + body. */
@@ -226,4 +226,18 @@ test('instructions refuse flags they do not take', () => {
 test('parseWords keeps quotes and escapes, splits on unquoted blanks', () => {
   assert.deepEqual(parseWords(`a="x y" b='c d' e=f\\ g h`, '\\'), ['a="x y"', "b='c d'", 'e=f\\ g', 'h']);
   assert.deepEqual(parseWords(`a="q\\"uote" z`, '\\'), ['a="q\\"uote"', 'z']);
+});
+
+test('runInvocation: how a RUN with heredocs runs', () => {
+  assert.deepEqual(runInvocation(only('RUN echo hi\n', 'RUN')), { shell: true, args: ['echo hi'] });
+  assert.deepEqual(runInvocation(only('RUN ["a", "b"]\n', 'RUN')), { shell: false, args: ['a', 'b'] });
+  assert.deepEqual(runInvocation(only('RUN <<EOF\necho one\necho two\nEOF\n', 'RUN')), { shell: true, args: ['echo one\necho two\n'] });
+  assert.deepEqual(runInvocation(only('RUN <<-EOF\n\techo tab\n\tEOF\n', 'RUN')), { shell: true, args: ['echo tab\n'] });
+  assert.deepEqual(runInvocation(only('RUN <<PY\n#!/usr/bin/env python3\nprint(1)\nPY\n', 'RUN')), {
+    shell: true,
+    args: ['/dev/pipes/PY'],
+    script: { path: '/dev/pipes/PY', content: '#!/usr/bin/env python3\nprint(1)\n' },
+  });
+  assert.deepEqual(runInvocation(only('RUN python3 <<EOF\nprint(1)\nEOF\n', 'RUN')), { shell: true, args: ['python3 <<EOF\nprint(1)\nEOF'] });
+  assert.deepEqual(runInvocation(only('RUN <<A cat - <<B\na\nA\nb\nB\n', 'RUN')), { shell: true, args: ['<<A cat - <<B\na\nA\nb\nB'] });
 });

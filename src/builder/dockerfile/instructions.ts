@@ -61,6 +61,44 @@ export function heredocForSource(source: string, heredocs: Heredoc[]): Heredoc |
   return heredocs.find((h) => h.name === word.name);
 }
 
+type RunCommand = Extract<Command, { kind: 'RUN' }>;
+
+/** What a RUN runs once its heredocs are taken into account (BuildKit's dispatchRun rules). */
+export interface RunInvocation {
+  /** Shell form: one command line for the stage's SHELL; exec form: the argv. */
+  shell: boolean;
+  args: string[];
+  /** A script to mount read-only (mode 0755) at `path` before running: a lone heredoc starting with `#!`. */
+  script?: { path: string; content: string };
+}
+
+/**
+ * Resolves a RUN's heredocs the way BuildKit does:
+ *   - `RUN <<EOF` alone: the body is the shell command line, or, when it starts with `#!`, a
+ *     script mounted at /dev/pipes/EOF and run by path (so its interpreter line is honoured);
+ *   - anything else (`RUN python3 <<EOF`, several heredocs): the line and the bodies are joined
+ *     back into one shell script (`line\nbody EOF`) and the shell handles the heredocs itself.
+ * Heredoc bodies of RUN are never expanded by the builder; the shell does it.
+ */
+export function runInvocation(run: RunCommand): RunInvocation {
+  if (run.heredocs.length === 0) return { shell: run.shell, args: run.args };
+  if (!run.shell || run.args.length !== 1) {
+    throw new DockerfileError(run.line, `parsing produced an invalid run command: ${JSON.stringify(run.args)}`);
+  }
+  const lone = parseHeredocWord(run.args[0]);
+  if (lone) {
+    const doc = run.heredocs[0];
+    if (doc.content.startsWith('#!')) {
+      const path = `/dev/pipes/${doc.name}`;
+      return { shell: true, args: [path], script: { path, content: doc.content } };
+    }
+    return { shell: true, args: [doc.content] };
+  }
+  let script = run.args[0];
+  for (const doc of run.heredocs) script += '\n' + doc.content + doc.name;
+  return { shell: true, args: [script] };
+}
+
 function originOf(node: Node): Origin {
   return { line: node.line, endLine: node.endLine, original: node.original };
 }
