@@ -21,7 +21,7 @@ interface Fake {
 }
 
 async function fake(): Promise<Fake> {
-  const f = { hits: [], handle: (_q, res) => { res.writeHead(500); res.end(); } } as unknown as Fake;
+  const f = { hits: [], handle: ((_q, res) => { res.writeHead(500); res.end(); }) as Handler } as unknown as Fake;
   f.server = http.createServer(async (req, res) => {
     const parts: Buffer[] = [];
     for await (const c of req) parts.push(c as Buffer);
