@@ -223,6 +223,26 @@ switch (process.argv[1]) {
       assert.equal(JSON.parse(dockerSees.stdout).config.mediaType, 'application/vnd.docker.container.image.v1+json');
     });
 
+    test('docker and berth share the manifests/ store: docker creates, berth pushes, every inspect form prints the same', () => {
+      const made = `${open.host}/bb:bydocker`;
+      const r = d.docker(['manifest', 'create', '--insecure', made, `${open.host}/bb:amd64`, `${open.host}/bb:arm64`], { env });
+      assert.equal(r.code, 0, r.stderr);
+      for (const args of [[made], ['-v', made], [made, `${open.host}/bb:arm64`], ['--insecure', `${open.host}/bb:amd64`], ['-v', '--insecure', `${open.host}/bb:amd64`]]) {
+        const b = berth(['inspect', ...args]);
+        const k = d.docker(['manifest', 'inspect', ...args], { env });
+        assert.equal(k.code, 0, k.stderr);
+        assert.equal(b.code, 0, b.stderr);
+        assert.equal(b.stdout, k.stdout, `manifest inspect ${args.join(' ')}`);
+      }
+      const pushed = berth(['push', '--purge', made]);
+      assert.equal(pushed.code, 0, pushed.stderr);
+      const b = berth(['inspect', '-v', '--insecure', made]);
+      const k = d.docker(['manifest', 'inspect', '-v', '--insecure', made], { env });
+      assert.equal(k.code, 0, k.stderr);
+      assert.equal(b.stdout, k.stdout, 'the remote list, verbose');
+      assert.equal(JSON.parse(b.stdout)[1].Descriptor.digest, digests.arm64);
+    });
+
     test('a list made of a list is refused, and nothing is written', () => {
       const r = berth(['create', `${open.host}/bb:nested`, `${open.host}/bb:multi`]);
       assert.equal(r.code, 1);

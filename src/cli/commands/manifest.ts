@@ -119,8 +119,11 @@ async function cli<T>(op: () => Promise<T>): Promise<T> {
 
 const tagOrDigest = (r: Reference) => r.digest ?? r.tag ?? 'latest';
 
-/** The docker CLI's indentation of the manifests it prints (three spaces). */
-const indent = (value: unknown) => JSON.stringify(value, null, '   ');
+/**
+ * JSON as the docker CLI prints it: tabs for a single manifest and for the verbose forms, three
+ * spaces for a manifest list it rebuilt (docker's own inconsistency, kept so outputs compare equal).
+ */
+const indent = (value: unknown, by: '\t' | '   ' = '\t') => JSON.stringify(value, null, by);
 
 function platformOf(config: ImageConfig): StoredPlatform {
   const p: StoredPlatform = { architecture: config.architecture, os: config.os };
@@ -209,10 +212,11 @@ Options:
     const images: ImageManifest[] = [];
     for (const d of parsed.manifests ?? []) {
       if (!values.verbose) {
-        images.push({ Ref: formatReference({ ...ref, tag: undefined, digest: d.digest }), Descriptor: { mediaType: d.mediaType, digest: d.digest, size: d.size, platform: d.platform as StoredPlatform | undefined } });
+        images.push({ Ref: formatReference({ ...ref, digest: d.digest }), Descriptor: { mediaType: d.mediaType, digest: d.digest, size: d.size, platform: d.platform as StoredPlatform | undefined } });
         continue;
       }
-      const one = await cli(() => fetchImageManifest(repo, { ...ref, tag: undefined, digest: d.digest }));
+      // docker names each image `repo:tag@digest`.
+      const one = await cli(() => fetchImageManifest(repo, { ...ref, digest: d.digest }));
       if ('list' in one) throw new CliError(`${formatReference(ref)}@${d.digest} is a manifest list`);
       one.Descriptor.platform = (d.platform as StoredPlatform | undefined) ?? one.Descriptor.platform;
       images.push(one);
@@ -229,7 +233,7 @@ function printImage(ctx: CommandContext, img: ImageManifest, verbose: boolean): 
 
 function printList(ctx: CommandContext, images: ImageManifest[], verbose: boolean): void {
   if (verbose) return void ctx.io.out(indent(images) + '\n');
-  ctx.io.out(indent(JSON.parse(buildList(images).toString('utf8'))) + '\n');
+  ctx.io.out(indent(JSON.parse(buildList(images).toString('utf8')), '   ') + '\n');
 }
 
 export const manifestCreate: Command = {
