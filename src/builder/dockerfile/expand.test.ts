@@ -110,6 +110,7 @@ test('words split on unquoted blanks, including blanks from unquoted variables',
   assert.deepEqual(expandWords("'a b' c\\ d", lookup), ['a b', 'c d']);
   assert.deepEqual(expandWords('  lead  trail  ', lookup), ['lead', 'trail']);
   assert.deepEqual(expandWords('a "" b', lookup), ['a', 'b']);
+  assert.deepEqual(expandWords('cat << EOF', lookup), ['cat', '<< EOF'], 'blanks after << stay in its word');
   assert.equal(word('$SP z'), 'x  y z', 'expandWord keeps the spaces');
 });
 

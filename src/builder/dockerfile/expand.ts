@@ -191,6 +191,14 @@ class Lexer {
         words.addString(value);
         continue;
       }
+      if (ch === '<' && this.#chars[this.#pos + 1] === '<') {
+        // `<<` keeps the blanks after it in the same word, so `<< EOF` is one heredoc word.
+        let op = this.#next() + this.#next();
+        while (this.#peek() === ' ' || this.#peek() === '\t' || this.#peek() === '\r') op += this.#next();
+        text += op;
+        words.addRaw(op);
+        continue;
+      }
       let c = this.#next();
       if (c === this.#escape) {
         if (this.#rawEscapes) {

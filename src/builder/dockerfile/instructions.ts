@@ -3,6 +3,7 @@
 // builder expands them (see expand.ts) because their values depend on build-time state.
 
 import { parse, parseHeredocWord, type Node } from './parser.ts';
+import { withSuggestion } from './suggest.ts';
 import {
   DockerfileError,
   type ArgDecl,
@@ -188,7 +189,8 @@ export function parseCommand(node: Node, escape: string = '\\'): Command {
     case 'user':
     case 'stopsignal':
     case 'maintainer': {
-      new Flags(node, {});
+      // BuildKit never checks STOPSIGNAL's flags (they are ignored); the others take none.
+      if (node.keyword !== 'stopsignal') new Flags(node, {});
       if (node.rest === '') fail(`${NAME} requires exactly one argument`);
       const kind = NAME as 'WORKDIR' | 'USER' | 'STOPSIGNAL' | 'MAINTAINER';
       return { kind, value: node.rest, ...origin };
@@ -224,7 +226,7 @@ export function parseCommand(node: Node, escape: string = '\\'): Command {
     case 'from':
       return fail('FROM cannot be used here');
     default:
-      return fail(`unknown instruction: ${NAME}`);
+      return fail(`unknown instruction: ${node.original.split(/\s/)[0]}`);
   }
 }
 
@@ -242,7 +244,7 @@ function parseCopy(node: Node, origin: Origin): Command {
   const flags = new Flags(node, spec);
   const args = node.json ?? splitWhitespace(node.rest);
   if (args.length < 2) {
-    throw new DockerfileError(node.line, `${NAME} requires at least two arguments, but only one was provided. Destination could not be determined.`);
+    throw new DockerfileError(node.line, `${NAME} requires at least two arguments, but only one was provided. Destination could not be determined`);
   }
   const dest = args[args.length - 1];
   if (parseHeredocWord(dest)) throw new DockerfileError(node.line, `${NAME} cannot accept a heredoc as a destination`);
@@ -475,24 +477,27 @@ class Flags {
   #values = new Map<string, string | string[]>();
 
   constructor(node: Node, spec: FlagSpec) {
+    const fail = (message: string): never => {
+      throw new DockerfileError(node.line, message);
+    };
     for (const raw of node.flags) {
-      if (!raw.startsWith('--')) throw new DockerfileError(node.line, `arg should start with -- : ${raw}`);
-      const body = raw.slice(2);
-      const eq = body.indexOf('=');
-      const name = eq < 0 ? body : body.slice(0, eq);
-      const value = eq < 0 ? undefined : body.slice(eq + 1);
+      if (!raw.startsWith('--')) fail(`arg should start with -- : ${raw}`);
+      const eq = raw.indexOf('=');
+      const flag = eq < 0 ? raw : raw.slice(0, eq); // as written, with its dashes
+      const name = flag.slice(2);
+      const value = eq < 0 ? undefined : raw.slice(eq + 1);
       const type = Object.hasOwn(spec, name) ? spec[name] : undefined;
-      if (!type) throw new DockerfileError(node.line, `unknown flag: ${name}`);
-      if (this.#values.has(name) && type !== 'strings') throw new DockerfileError(node.line, `duplicate flag specified: ${name}`);
+      if (!type) fail(withSuggestion(`unknown flag: ${flag}`, name, Object.keys(spec), true));
+      if (this.#values.has(name) && type !== 'strings') fail(`duplicate flag specified: ${flag}`);
       if (type === 'bool') {
-        if (value === '') throw new DockerfileError(node.line, `missing a value on flag: ${name}`);
+        if (value === '') fail(`missing a value on flag: ${flag}`);
         const lower = (value ?? 'true').toLowerCase();
-        if (lower !== 'true' && lower !== 'false') throw new DockerfileError(node.line, `expecting boolean value for flag ${name}, not: ${value}`);
+        if (lower !== 'true' && lower !== 'false') fail(`expecting boolean value for flag ${flag}, not: ${value}`);
         this.#values.set(name, lower);
       } else {
-        if (value === undefined) throw new DockerfileError(node.line, `missing a value on flag: ${name}`);
-        if (type === 'string') this.#values.set(name, value);
-        else this.#values.set(name, [...((this.#values.get(name) as string[] | undefined) ?? []), value]);
+        if (value === undefined) fail(`missing a value on flag: ${flag}`);
+        if (type === 'string') this.#values.set(name, value!);
+        else this.#values.set(name, [...((this.#values.get(name) as string[] | undefined) ?? []), value!]);
       }
     }
   }

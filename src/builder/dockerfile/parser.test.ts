@@ -48,7 +48,9 @@ test('an escaped escape at the end does not continue the line', () => {
 
 test('keywords are case-insensitive; unknown ones are an error with the line', () => {
   assert.deepEqual(keywords('from x\nRuN y\n'), ['from', 'run']);
-  assert.throws(() => parse('FROM x\n\nFOO bar\n'), (e: unknown) => e instanceof DockerfileError && e.line === 3 && e.message === 'dockerfile parse error on line 3: unknown instruction: FOO');
+  assert.throws(() => parse('FROM x\n\nFOO bar\n'), (e: unknown) => e instanceof DockerfileError && e.line === 3 && e.message === 'dockerfile parse error on line 3: unknown instruction: FOO (did you mean FROM?)');
+  assert.throws(() => parse('FROM x\nbogus y\n'), /line 2: unknown instruction: bogus$/);
+  assert.throws(() => parse('FROM x\nruns y\n'), /unknown instruction: runs \(did you mean run\?\)$/);
 });
 
 test('an empty file (or only comments) has no instructions', () => {
@@ -94,6 +96,11 @@ test('heredoc words: plain, chomped, quoted, with fd, and not-heredocs', () => {
   assert.equal(parseHeredocWord('a<<EOF'), undefined);
   assert.deepEqual(heredocsInLine('RUN <<A cat - <<-"B" > /f', 1).map((h) => h.name), ['A', 'B']);
   assert.deepEqual(heredocsInLine('RUN echo "<<EOF"', 1), []);
+  // Blanks after << are allowed (BuildKit 0.22), but not after <<-.
+  assert.deepEqual(heredocsInLine('RUN cat << EOF > /f', 1).map((h) => [h.name, h.chomp]), [['EOF', false]]);
+  assert.deepEqual(heredocsInLine('RUN cat <<  "E F"', 1).map((h) => [h.name, h.expand]), [['E F', false]]);
+  assert.deepEqual(heredocsInLine('RUN cat <<- EOF', 1), []);
+  assert.equal(parseHeredocWord('<< EOF')?.name, 'EOF');
 });
 
 test('heredoc bodies follow the instruction, in order, and move line numbers on', () => {

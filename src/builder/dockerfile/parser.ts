@@ -14,6 +14,7 @@
 
 import { DockerfileError, type Directives, type Heredoc } from './types.ts';
 import { expandWords, ExpansionError } from './expand.ts';
+import { withSuggestion } from './suggest.ts';
 
 /** One instruction as written. */
 export interface Node {
@@ -55,7 +56,8 @@ const HEREDOC_FORM = new Set(['run', 'copy', 'add']);
 
 const DIRECTIVE_RE = /^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$/;
 const KNOWN_DIRECTIVES = new Set(['syntax', 'escape', 'check']);
-const HEREDOC_RE = /^(\d*)<<(-?)([^<]*)$/;
+// Blanks between << and the name are allowed since BuildKit 0.22 (`RUN cat << EOF`).
+const HEREDOC_RE = /^(\d*)<<(-?)\s*([^<]*)$/;
 const NOT_STRINGS = 'when using JSON array syntax, arrays must be comprised of strings only';
 
 /** Reads the directives at the top of the file, line by line, until the first non-directive. */
@@ -189,8 +191,11 @@ function nodeFromLine(line: string, escape: string, lineNo: number, isTrigger = 
   const word = m[1];
   const keyword = word.toLowerCase();
   // Docker accepts any ONBUILD trigger word here and fails only when the trigger runs.
-  if (!isTrigger && !INSTRUCTIONS.has(keyword)) throw new DockerfileError(lineNo, `unknown instruction: ${word.toUpperCase()}`);
-  const { flags, rest } = extractFlags(m[2] ?? '');
+  if (!isTrigger && !INSTRUCTIONS.has(keyword)) {
+    const names = [...INSTRUCTIONS].map((n) => n.toUpperCase());
+    throw new DockerfileError(lineNo, withSuggestion(`unknown instruction: ${word}`, word, names, false));
+  }
+  const { flags, rest } = extractFlags(m[2] ?? '', escape);
   const node: Node = { keyword, flags, rest, heredocs: [], line: lineNo, endLine: lineNo, original: trimmed };
   if (keyword === 'onbuild') {
     if (rest !== '') node.trigger = nodeFromLine(rest, escape, lineNo, true);
@@ -232,10 +237,9 @@ function parseJsonArray(text: string, lineNo: number): string[] | undefined {
 
 /**
  * Takes the leading `--flag[=value]` words off an instruction's arguments. Quotes inside a flag
- * are removed and `\` escapes one character (always `\`, whatever the escape directive says, as
- * in BuildKit); a bare `--` ends the flags.
+ * are removed and the escape character escapes one character; a bare `--` ends the flags.
  */
-export function extractFlags(line: string): { flags: string[]; rest: string } {
+export function extractFlags(line: string, escape: string = '\\'): { flags: string[]; rest: string } {
   const flags: string[] = [];
   let pos = 0;
   for (;;) {
@@ -259,7 +263,7 @@ export function extractFlags(line: string): { flags: string[]; rest: string } {
           continue;
         }
       }
-      if (ch === '\\') {
+      if (ch === escape) {
         if (pos + 1 === line.length) continue;
         ch = line[++pos];
       }
