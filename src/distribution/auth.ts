@@ -151,7 +151,7 @@ export class Authorizer {
   }
 
   /** Whether a retry with fresh auth could help: only Bearer tokens are renewable. */
-  renewable(ep: Endpoint, challenge: string | undefined): boolean {
+  renewable(challenge: string | undefined): boolean {
     return parseChallenges(challenge).some((c) => c.scheme === 'bearer' && c.params.realm !== undefined);
   }
 

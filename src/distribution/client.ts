@@ -35,6 +35,8 @@ export function createRegistryClient(opts: RegistryOptions): BerthRegistryClient
 class Client implements BerthRegistryClient {
   readonly #opts: RegistryOptions;
   readonly auth: Authorizer;
+  /** Base URLs that answered GET /v2/. */
+  readonly #answered = new Set<string>();
 
   constructor(opts: RegistryOptions) {
     this.#opts = opts;
@@ -58,10 +60,14 @@ class Client implements BerthRegistryClient {
 
   /** The first candidate that answers at all: HTTPS before plain HTTP, a mirror before Docker Hub. */
   async pick(candidates: Endpoint[]): Promise<Endpoint> {
+    // Once a registry answered on one scheme, later repositories of this client go straight there.
+    const known = candidates.find((c) => this.#answered.has(c.url));
+    if (known) return known;
     let last: unknown;
     for (const ep of candidates) {
       try {
         await this.auth.ping(ep);
+        this.#answered.add(ep.url);
         return ep;
       } catch (e) {
         if ((e as Error).name === 'AbortError') throw e;
@@ -88,7 +94,7 @@ class Client implements BerthRegistryClient {
     const res = await send(withAuth(await this.auth.authorization(ep, scopes)));
     if (res.status !== 401) return res;
     const challenge = header(res, 'www-authenticate');
-    if (!this.auth.renewable(ep, challenge)) return res;
+    if (!this.auth.renewable(challenge)) return res;
     discard(res);
     return send(withAuth(await this.auth.authorization(ep, scopes, { challenge })));
   }

@@ -47,6 +47,7 @@ export interface HttpResponse {
 }
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+const IDLE_TIMEOUT_MS = 120_000;
 const MAX_REDIRECTS = 10;
 
 /** Sends one request; the caller reads or discards `body`. Connection failures become Unavailable errors naming the host. */
@@ -82,6 +83,8 @@ function sendOnce(method: string, url: URL, headers: Record<string, string>, bod
     if (Buffer.isBuffer(body)) h['Content-Length'] = String(body.length);
     else if (!body && (method === 'POST' || method === 'PUT' || method === 'PATCH')) h['Content-Length'] = '0';
     const r = lib.request(url, { method, headers: h, agent: agentFor(url, insecure), signal }, resolve);
+    // A registry that stops answering (no byte for this long, body included) fails rather than hangs.
+    r.setTimeout(IDLE_TIMEOUT_MS, () => r.destroy(Object.assign(new Error('timeout'), { code: 'ETIMEDOUT' })));
     r.on('error', (e: NodeJS.ErrnoException) => {
       if (e.name === 'AbortError') return reject(e);
       // Only the host: the URL may carry a signed query, and headers are never repeated.
