@@ -132,9 +132,11 @@ switch (process.argv[1]) {
       assert.match(lines[0], /^NAME\s+DESCRIPTION\s+STARS\s+OFFICIAL$/, cli);
       assert.match(lines[1], /^tools\/searchme\s+0\s*$/, cli);
       assert.equal(run(['search', '--format', '{{.Name}}', `${open.host}/search`]).stdout, 'tools/searchme\n');
-      const bare = run(['search', 'busybox']);
-      assert.equal(bare.code, 1);
-      assert.match(bare.stderr, /berth has no default search index/);
+      for (const term of ['busybox', 'docker.io/library/busybox', 'index.docker.io/busybox']) {
+        const bare = run(['search', term]);
+        assert.equal(bare.code, 1, term);
+        assert.match(bare.stderr, /berth has no default search index: name the registry to search in the term/, term);
+      }
     }
   });
 
