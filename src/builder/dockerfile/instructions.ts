@@ -142,12 +142,12 @@ export function parseCommand(node: Node, escape: string = '\\'): Command {
       const command: Command = { kind: 'RUN', shell, args, heredocs: node.heredocs, mounts: flags.strings('mount').map((m) => parseMount(m, line)), ...origin };
       const network = flags.string('network');
       if (network !== undefined) {
-        if (!['default', 'none', 'host'].includes(network)) fail(`unsupported network mode "${network}"`);
+        if (!['default', 'none', 'host'].includes(network)) fail(`invalid network mode "${network}"`);
         command.network = network;
       }
       const security = flags.string('security');
       if (security !== undefined) {
-        if (!['sandbox', 'insecure'].includes(security)) fail(`unsupported security mode "${security}"`);
+        if (!['sandbox', 'insecure'].includes(security)) fail(`security "${security}" is not valid`);
         command.security = security;
       }
       return command;
@@ -427,21 +427,43 @@ export function parseWords(text: string, escape: string): string[] {
   return words;
 }
 
-const MOUNT_TYPES = new Set(['secret', 'cache', 'bind', 'tmpfs', 'ssh']);
+const MOUNT_TYPES = ['bind', 'cache', 'tmpfs', 'secret', 'ssh'];
+const MOUNT_KEYS = ['type', 'from', 'source', 'target', 'readonly', 'id', 'sharing', 'required', 'size', 'mode', 'uid', 'gid', 'src', 'dst', 'destination', 'ro', 'rw', 'readwrite', 'env'];
+/** Keys that may stand alone, meaning "true". */
+const MOUNT_FLAGS = new Set(['readonly', 'ro', 'readwrite', 'rw', 'required']);
 
-/** `type=cache,target=/x,sharing=locked` → a RunMount; a bare key (`ro`, `required`) is "true". */
+/**
+ * `type=cache,target=/x,sharing=locked` → a RunMount: keys lower-cased, values as written (the
+ * builder expands them), a bare key (`ro`, `required`) recorded as "true". Checked here as far as
+ * BuildKit checks before expansion: the type, the key names, and no variable in `from`.
+ */
 function parseMount(spec: string, line: number): RunMount {
+  const fail = (message: string): never => {
+    throw new DockerfileError(line, message);
+  };
   const options: Record<string, string> = {};
   let type = 'bind';
   for (const field of splitCsv(spec, line)) {
     const eq = field.indexOf('=');
-    const key = (eq < 0 ? field : field.slice(0, eq)).trim().toLowerCase();
-    const value = eq < 0 ? 'true' : field.slice(eq + 1);
-    if (key === '') continue;
-    if (key === 'type') type = value.toLowerCase();
-    else options[key] = value;
+    const key = (eq < 0 ? field : field.slice(0, eq)).toLowerCase();
+    if (eq < 0) {
+      if (!MOUNT_FLAGS.has(key)) fail(`invalid field '${field}' must be a key=value pair`);
+      options[key] = 'true';
+      continue;
+    }
+    const value = field.slice(eq + 1);
+    if (!MOUNT_KEYS.includes(key)) fail(withSuggestion(`unexpected key '${key}' in '${field}'`, key, MOUNT_KEYS, true));
+    if (key === 'type') {
+      type = value.toLowerCase();
+      if (!MOUNT_TYPES.includes(type)) fail(withSuggestion(`unsupported mount type "${value}"`, value, MOUNT_TYPES, true));
+      continue;
+    }
+    if (key === 'from') {
+      const dollar = value.indexOf('$');
+      if (dollar !== -1 && dollar !== value.length - 1) fail(`'from' doesn't support variable expansion, define alias stage instead`);
+    }
+    options[key] = value;
   }
-  if (!MOUNT_TYPES.has(type)) throw new DockerfileError(line, `unsupported mount type "${type}"`);
   return { type: type as RunMount['type'], options };
 }
 
