@@ -177,7 +177,8 @@ async function entryLine(e: { host: string; st: Stats }, rel: string): Promise<s
 export async function sourcesDigest(sources: readonly ResolvedSource[], inline: readonly InlineFile[] = []): Promise<string> {
   const h = createHash('sha256');
   for (const s of sources) {
-    h.update(`source ${s.path}\n${await entryLine(s, '')}\n`);
+    // A directory source copies its contents: its own mode (a scratch directory's, for an uploaded context) plays no part.
+    h.update(`source ${s.path}\n${s.st.isDirectory() ? 'd' : await entryLine(s, '')}\n`);
     const lines = await mapLimit(s.children, 32, (c) => entryLine(c, c.rel));
     for (const l of lines) h.update(`${l}\n`);
   }
@@ -205,7 +206,7 @@ export async function copyInto(root: string, sources: readonly ResolvedSource[],
   for (const s of sources) {
     opts.signal?.throwIfAborted();
     if (s.st.isDirectory()) {
-      await ensureDir(root, opts.dest, s.st, owner, opts.mode);
+      await ensureDir(root, opts.dest, owner, opts.mode);
       const base = await resolveInRoot(root, opts.dest);
       await mapLimit(s.children.filter((c) => c.st.isDirectory()), 1, (c) => place(`${base}/${c.rel}`, c, owner, opts.mode));
       await mapLimit(s.children.filter((c) => !c.st.isDirectory()), 16, (c) => place(`${base}/${c.rel}`, c, owner, opts.mode));
@@ -230,17 +231,15 @@ export async function copyInto(root: string, sources: readonly ResolvedSource[],
 }
 
 /** Makes the directory `path` inside `root` and any missing parents; a new destination directory gets the copy's owner. */
-async function ensureDir(root: string, path: string, like?: Stats, owner?: { uid: number; gid: number }, mode?: number): Promise<void> {
+async function ensureDir(root: string, path: string, owner?: { uid: number; gid: number }, mode?: number): Promise<void> {
   const host = await resolveInRoot(root, path);
   const st = await lstat(host).catch(() => undefined);
   if (st?.isDirectory()) return;
   if (st) await rm(host, { recursive: true, force: true });
   await ensureDir(root, posix.dirname(path));
   await mkdir(host, { mode: 0o755 });
-  if (like) {
-    await chmod(host, mode ?? like.mode & 0o7777);
-    if (owner) await lchown(host, owner.uid, owner.gid);
-  }
+  await chmod(host, mode ?? 0o755);
+  if (owner) await lchown(host, owner.uid, owner.gid);
 }
 
 async function removeExisting(host: string, keepDir: boolean): Promise<void> {

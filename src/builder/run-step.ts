@@ -53,6 +53,7 @@ export class RunStepError extends BerthError {
 
 /** Runs the step; resolves with its exit code (0), or throws a RunStepError naming the code. */
 export async function runStep(o: RunStepOptions): Promise<void> {
+  o.signal?.throwIfAborted();
   const id = `build-${randomBytes(8).toString('hex')}`;
   const bundle = join(o.scratch, id);
   await mkdir(bundle, { recursive: true, mode: 0o700 });
@@ -81,14 +82,22 @@ export async function runStep(o: RunStepOptions): Promise<void> {
     };
     child.stdout!.on('data', onData);
     child.stderr!.on('data', onData);
+    // runc may not have made the container yet when the build is cancelled: keep asking until runc run returns.
+    let killer: NodeJS.Timeout | undefined;
     const kill = () => {
-      spawn(o.runc.binary, ['--root', o.runc.root, 'kill', id, 'KILL'], { stdio: 'ignore' }).on('error', () => {});
+      const once = () => spawn(o.runc.binary, ['--root', o.runc.root, 'kill', id, 'KILL'], { stdio: 'ignore' }).on('error', () => {});
+      once();
+      killer ??= setInterval(once, 100);
     };
     o.signal?.addEventListener('abort', kill, { once: true });
+    if (o.signal?.aborted) kill();
     const code = await new Promise<number>((resolve, reject) => {
       child.on('error', reject);
       child.on('close', (c, sig) => resolve(c ?? 128 + (sig ? 9 : 0)));
-    }).finally(() => o.signal?.removeEventListener('abort', kill));
+    }).finally(() => {
+      o.signal?.removeEventListener('abort', kill);
+      clearInterval(killer);
+    });
     // runc deletes a container it ran in the foreground; a crash or a kill may leave its state behind.
     await new Promise<void>((resolve) => {
       spawn(o.runc.binary, ['--root', o.runc.root, 'delete', '--force', id], { stdio: 'ignore' }).on('close', () => resolve()).on('error', () => resolve());

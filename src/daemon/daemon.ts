@@ -21,7 +21,6 @@ import { OverlaySnapshotter } from '../snapshots/overlay.ts';
 import { EventBus } from '../services/events.ts';
 import { ImageService } from '../services/images.ts';
 import { acquirePidfile } from './lock.ts';
-import { pruneRoutes } from '../api/routes/prune.ts';
 import { containerRoutes, containerSummary } from '../api/routes/containers.ts';
 import { execRoutes } from '../api/routes/exec.ts';
 import { ExecService } from '../services/exec.ts';
@@ -194,7 +193,6 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       ...execRoutes(execs),
       ...containerOpsRoutes(ops),
       ...volumeRoutes(volumes),
-      ...pruneRoutes(),
       ...buildRoutes(builds),
       ...distributionRoutes({ registries }),
     ];
@@ -213,6 +211,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     return {
       async close() {
         health.close();
+        await builds.close();
         await networks.close();
         await new Promise<void>((resolve) => {
           server.close(() => resolve());

@@ -58,11 +58,20 @@ export interface BuildServiceDeps {
 
 export class BuildService {
   #d: BuildServiceDeps;
+  /** Builds in flight: a stopping daemon cancels them, so no step container outlives it. */
+  #active = new Set<AbortController>();
   /** Set by the daemon when pulling is available: fetches a missing base image. */
   pull?: (name: string, platform: Platform, signal?: AbortSignal) => Promise<void>;
 
   constructor(deps: BuildServiceDeps) {
     this.#d = deps;
+  }
+
+  /** Cancels every build in flight and waits a moment for their steps to stop. */
+  async close(): Promise<void> {
+    for (const a of this.#active) a.abort(new Error('the daemon is shutting down'));
+    const until = Date.now() + 5000;
+    while (this.#active.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
   }
 
   /** A FROM or COPY --from image: local, or pulled when asked (--pull) or missing. */
@@ -92,6 +101,7 @@ export class BuildService {
   async build(opts: BuildOptions, out: BuildOutput): Promise<{ id: Digest; warnings: string[] }> {
     const d = this.#d;
     const abort = new AbortController();
+    this.#active.add(abort);
     const onAbort = () => abort.abort(opts.signal?.reason);
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     const ctx = 'dir' in opts.context
@@ -124,6 +134,7 @@ export class BuildService {
       throw e;
     } finally {
       opts.signal?.removeEventListener('abort', onAbort);
+      this.#active.delete(abort);
       lease.release();
       await ctx.dispose().catch((e) => d.log.warn('removing a build context failed', { err: e }));
     }

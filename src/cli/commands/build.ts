@@ -267,7 +267,8 @@ Options:
       }
       handle(buf);
       display?.finish();
-      if (failure) throw new CliError(failure.errorDetail?.message ?? String(failure.error), 1);
+      // A failed RUN's exit code becomes the CLI's, as docker's legacy builder does.
+      if (failure) throw new CliError(failure.errorDetail?.message ?? String(failure.error), failure.errorDetail?.code || 1);
       if (!id) throw new CliError('the build ended without an image ID');
       if (values.iidfile) await writeFile(values.iidfile, id);
       if (progress === 'quiet') ctx.io.out(`${id}\n`);

@@ -134,7 +134,7 @@ Options:
       { Type: 'Images', TotalCount: String(images.length), Active: String(active.length), Size: humanSize(du.LayersSize), Reclaimable: `${humanSize(reclaimable)}${pct(reclaimable, du.LayersSize)}` },
       usageRow('Containers', containers, (c) => c.State === 'running', (c) => c.SizeRw ?? 0),
       usageRow('Local Volumes', volumes, (v) => (v.UsageData?.RefCount ?? 0) > 0, (v) => Math.max(v.UsageData?.Size ?? 0, 0)),
-      { Type: 'Build Cache', TotalCount: String(du.BuildCache?.length ?? 0), Active: '0', Size: '0B', Reclaimable: '0B' },
+      usageRow('Build Cache', (du.BuildCache ?? []) as { InUse?: boolean; Size?: number }[], (b) => b.InUse === true, (b) => b.Size ?? 0),
     ];
     const format = values.format && values.format !== 'table' ? values.format : 'table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}';
     const { formatItems } = await import('../format/table.ts');
