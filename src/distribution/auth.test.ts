@@ -242,3 +242,36 @@ test('tags follow Link pagination; Docker\'s error texts for denied and unknown'
   assert.equal(nextLink('<https://r/v2/_catalog?last=x&n=2>; rel="next"', 'https://r/v2/_catalog'), 'https://r/v2/_catalog?last=x&n=2');
   assert.equal(nextLink(undefined, 'https://r/'), undefined);
 });
+
+test('a token is reused until its expires_in runs out, then fetched afresh', async (t) => {
+  reset();
+  let n = 0;
+  tokens.handle = (_req, res) => json(res, 200, { token: `t-${++n}`, expires_in: 120 });
+  bearerRegistry((tok) => tok.startsWith('t-'));
+  t.mock.timers.enable({ apis: ['Date'], now: Date.now() });
+  const repo = client().repository(repoRef(), ['pull']);
+  await repo.getManifest('v1');
+  t.mock.timers.tick(100_000);
+  await repo.getManifest('v1');
+  assert.equal(tokens.hits.length, 1, 'still fresh at 100 s');
+  t.mock.timers.tick(30_000);
+  await repo.getManifest('v1');
+  assert.equal(tokens.hits.length, 2, 'expired at 130 s: a new token');
+  const gets = registry.hits.filter((h) => h.path.includes('/manifests/'));
+  assert.deepEqual(gets.map((h) => h.auth), ['Bearer t-1', 'Bearer t-1', 'Bearer t-2']);
+});
+
+test('an aborted operation stops its request', async () => {
+  reset();
+  registry.handle = (req, res) => {
+    if (req.url === '/v2/') return json(res, 200, {});
+    res.writeHead(200, { 'Content-Length': '1000000' });
+    res.write(Buffer.alloc(1000)); // and then nothing more
+  };
+  const ac = new AbortController();
+  const c = createRegistryClient({ insecure: [], mirrors: [], credentials: () => undefined, signal: ac.signal });
+  const { stream } = await c.repository(repoRef(), ['pull']).getBlob(sha256('x'));
+  const reading = stream.toArray();
+  ac.abort();
+  await assert.rejects(reading, (e: Error) => e.name === 'AbortError' || /aborted/.test(e.message));
+});
