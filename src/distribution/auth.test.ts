@@ -275,3 +275,19 @@ test('an aborted operation stops its request', async () => {
   ac.abort();
   await assert.rejects(reading, (e: Error) => e.name === 'AbortError' || /aborted/.test(e.message));
 });
+
+test('a registry open at /v2/ but asking Basic for a repository gets the credentials once', async () => {
+  reset();
+  const basic = `Basic ${Buffer.from(`alice:${SECRET}`).toString('base64')}`;
+  registry.handle = (req, res) => {
+    if (req.url === '/v2/') return json(res, 200, {});
+    if (req.headers.authorization !== basic) return unauthorized(res, 'Basic realm="fake"');
+    res.writeHead(200, { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' });
+    res.end(MANIFEST);
+  };
+  assert.equal((await client({ username: 'alice', password: SECRET }).repository(repoRef(), ['pull']).getManifest('v1')).digest, sha256(MANIFEST));
+  assert.deepEqual(registry.hits.filter((h) => h.path.includes('/manifests/')).map((h) => h.auth), [undefined, basic]);
+  reset();
+  await assert.rejects(client().repository(repoRef(), ['pull']).getManifest('v1'), (e: Error) => e.message === 'unauthorized: authentication required');
+  assert.equal(registry.hits.filter((h) => h.path.includes('/manifests/')).length, 1, 'no credentials: nothing to retry with');
+});

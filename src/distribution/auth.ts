@@ -150,9 +150,12 @@ export class Authorizer {
     return undefined;
   }
 
-  /** Whether a retry with fresh auth could help: only Bearer tokens are renewable. */
-  renewable(challenge: string | undefined): boolean {
-    return parseChallenges(challenge).some((c) => c.scheme === 'bearer' && c.params.realm !== undefined);
+  /**
+   * Whether a retry with fresh auth could help: a Bearer token can be renewed; Basic only helps
+   * when nothing was sent (a registry whose /v2/ was open but whose repository is not).
+   */
+  renewable(challenge: string | undefined, sentAuth: boolean): boolean {
+    return parseChallenges(challenge).some((c) => (c.scheme === 'bearer' && c.params.realm !== undefined) || (c.scheme === 'basic' && !sentAuth));
   }
 
   /** The refresh token a token server gave for this endpoint's credentials, if any (login returns it). */

@@ -91,12 +91,15 @@ class Client implements BerthRegistryClient {
       ...req, insecure: ep.insecure, signal: req.signal ?? this.#opts.signal,
       headers: { ...req.headers, ...(authz && sameOrigin ? { Authorization: authz } : {}) },
     });
-    const res = await send(withAuth(await this.auth.authorization(ep, scopes)));
+    const first = await this.auth.authorization(ep, scopes);
+    const res = await send(withAuth(first));
     if (res.status !== 401) return res;
     const challenge = header(res, 'www-authenticate');
-    if (!this.auth.renewable(challenge)) return res;
+    if (!this.auth.renewable(challenge, first !== undefined)) return res;
+    const fresh = await this.auth.authorization(ep, scopes, { challenge });
+    if (fresh === undefined) return res;
     discard(res);
-    return send(withAuth(await this.auth.authorization(ep, scopes, { challenge })));
+    return send(withAuth(fresh));
   }
 
   async login(host: string, creds: Credentials): Promise<{ status: string; identityToken?: string }> {
