@@ -95,6 +95,8 @@ function sendOnce(method: string, url: URL, headers: Record<string, string>, bod
     else {
       const src = body();
       src.once('error', (e) => r.destroy(e));
+      // A registry may answer (401, an error) before reading it all: never leave the source open.
+      r.once('close', () => src.destroy());
       src.pipe(r);
     }
   });
