@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { EXPANDED_INSTRUCTIONS, ExpansionError, expandHeredoc, expandWord, expandWords } from './expand.ts';
+import { EXPANDED_INSTRUCTIONS, ExpansionError, expandCommand, expandHeredoc, expandWord, expandWords } from './expand.ts';
+import { parseDockerfile } from './instructions.ts';
 
 const env: Record<string, string> = { A: 'alpha', EMPTY: '', SP: 'x  y', PATH: '/usr/bin', FILE: 'archive.tar.gz', _u1: 'u' };
 const lookup = (name: string) => (Object.hasOwn(env, name) ? env[name] : undefined);
@@ -122,4 +123,47 @@ test('raw modes keep quotes and escapes, skipUnset keeps unknown variables', () 
 test('the expanded instruction set is the Dockerfile reference list plus ARG', () => {
   for (const k of ['ADD', 'COPY', 'ENV', 'EXPOSE', 'FROM', 'LABEL', 'STOPSIGNAL', 'USER', 'VOLUME', 'WORKDIR', 'ARG']) assert.ok(EXPANDED_INSTRUCTIONS.has(k), k);
   for (const k of ['RUN', 'CMD', 'ENTRYPOINT', 'SHELL', 'HEALTHCHECK', 'ONBUILD', 'MAINTAINER']) assert.ok(!EXPANDED_INSTRUCTIONS.has(k), k);
+});
+
+test('expandCommand expands the words Docker expands, and only those', () => {
+  const vars: Record<string, string> = { V: '1.2', DIR: '/app', U: 'nobody', PORTS: '80 443', SIG: 'TERM', HOME: '/root' };
+  const look = (n: string) => vars[n];
+  const text = [
+    'FROM x',
+    'ENV K_$V="v $V" PLAIN=\'$V\'',
+    'LABEL version=$V',
+    'ARG A=${V}-x B',
+    'COPY --from=build --chown=$U --chmod=0${V%.*}44 --exclude=$V src-$V <<EOF $DIR/',
+    'v=$V "q"',
+    'EOF',
+    'ADD --checksum=sha256:$V a $DIR/a',
+    'WORKDIR $DIR/sub',
+    'USER ${U}',
+    'STOPSIGNAL SIG$SIG',
+    'VOLUME $DIR/data /x',
+    'EXPOSE $PORTS 8080',
+    'RUN --mount=type=cache,target=$HOME/.cache,ro echo $V',
+    'CMD echo $V',
+    'ONBUILD RUN echo $V',
+  ].join('\n') + '\n';
+  const out = parseDockerfile(text).stages[0].commands.map((c) => expandCommand(c, look));
+  const [env, label, arg, copy, add, workdir, user, stopsignal, volume, expose, run, cmd, onbuild] = out as any[];
+  assert.deepEqual(env.pairs, [['K_1.2', 'v 1.2'], ['PLAIN', '$V']]);
+  assert.deepEqual(label.pairs, [['version', '1.2']]);
+  assert.deepEqual(arg.args, [{ name: 'A', value: '1.2-x' }, { name: 'B' }]);
+  assert.deepEqual([copy.from, copy.chown, copy.chmod, copy.exclude, copy.sources, copy.dest], ['build', 'nobody', '0144', ['$V'], ['src-1.2', '<<EOF'], '/app/']);
+  assert.equal(copy.heredocs[0].content, 'v=1.2 "q"\n');
+  assert.deepEqual([add.checksum, add.dest], ['sha256:1.2', '/app/a']);
+  assert.equal(workdir.value, '/app/sub');
+  assert.equal(user.value, 'nobody');
+  assert.equal(stopsignal.value, 'SIGTERM');
+  assert.deepEqual(volume.paths, ['/app/data', '/x']);
+  assert.deepEqual(expose.ports, ['80', '443', '8080']);
+  assert.deepEqual(run.mounts[0].options, { target: '/root/.cache', ro: 'true' });
+  assert.deepEqual(run.args, ['echo $V']);
+  assert.deepEqual(cmd.args, ['echo $V']);
+  assert.equal(onbuild.expression, 'RUN echo $V');
+  // Shell-form VOLUME splits on blanks before expansion, so quotes cannot group words (as in Docker).
+  const [vol] = parseDockerfile('FROM x\nVOLUME "/x y"\n').stages[0].commands;
+  assert.throws(() => expandCommand(vol, look), /matching double-quote/);
 });

@@ -24,6 +24,8 @@ export const EXPANDED_INSTRUCTIONS: ReadonlySet<string> = new Set([
   'ADD', 'COPY', 'ENV', 'EXPOSE', 'FROM', 'LABEL', 'STOPSIGNAL', 'USER', 'VOLUME', 'WORKDIR', 'ARG',
 ]);
 
+import type { Command } from './types.ts';
+
 /** Looks a variable up; undefined means unset (which differs from empty for `-`, `+` and `?`). */
 export type VariableLookup = (name: string) => string | undefined;
 
@@ -69,6 +71,55 @@ export function expandWords(text: string, lookup: VariableLookup, escape: string
  */
 export function expandHeredoc(content: string, lookup: VariableLookup): string {
   return lex(content, lookup, { escape: '\\', skipQuotes: true }).text;
+}
+
+/**
+ * A command with its words expanded, as BuildKit expands each instruction before running it:
+ * ENV and LABEL keys and values, ARG names and defaults, COPY/ADD sources (not heredoc ones),
+ * destination, --chown, --chmod and ADD --checksum, and the bodies of unquoted heredocs
+ * (expandHeredoc), WORKDIR, USER, STOPSIGNAL, each VOLUME path, EXPOSE (split into words), and
+ * the values of RUN --mount. Everything else is returned unchanged: COPY --from and --exclude are
+ * never expanded, and RUN, CMD, ENTRYPOINT, SHELL and HEALTHCHECK go to the shell as written.
+ * `lookup` is the stage's variables at that point (ARGs in scope, then ENV).
+ */
+export function expandCommand(command: Command, lookup: VariableLookup, escape: string = '\\'): Command {
+  const word = (w: string) => expandWord(w, lookup, escape);
+  switch (command.kind) {
+    case 'ENV':
+    case 'LABEL':
+      return { ...command, pairs: command.pairs.map(([k, v]): [string, string] => [word(k), word(v)]) };
+    case 'ARG':
+      return { ...command, args: command.args.map((a) => (a.value === undefined ? { name: word(a.name) } : { name: word(a.name), value: word(a.value) })) };
+    case 'COPY':
+    case 'ADD': {
+      const heredocSources = new Set(command.heredocs.length ? command.sources.filter((s) => /^\d*<<-?\s*[^<]+$/.test(s)) : []);
+      const out = {
+        ...command,
+        sources: command.sources.map((s) => (heredocSources.has(s) ? s : word(s))),
+        dest: word(command.dest),
+        heredocs: command.heredocs.map((h) => (h.expand ? { ...h, content: expandHeredoc(h.content, lookup) } : h)),
+      };
+      if (command.chown !== undefined) out.chown = word(command.chown);
+      if (command.chmod !== undefined) out.chmod = word(command.chmod);
+      if (command.checksum !== undefined) out.checksum = word(command.checksum);
+      return out;
+    }
+    case 'WORKDIR':
+    case 'USER':
+    case 'STOPSIGNAL':
+      return { ...command, value: word(command.value) };
+    case 'VOLUME':
+      return { ...command, paths: command.paths.map(word) };
+    case 'EXPOSE':
+      return { ...command, ports: command.ports.flatMap((p) => expandWords(p, lookup, escape)) };
+    case 'RUN':
+      return {
+        ...command,
+        mounts: command.mounts.map((m) => ({ ...m, options: Object.fromEntries(Object.entries(m.options).map(([k, v]) => [k, word(v)])) })),
+      };
+    default:
+      return command;
+  }
 }
 
 /** Runs the lexer; errors name the word as Docker does (`failed to process "${x:?}": x: …`). */

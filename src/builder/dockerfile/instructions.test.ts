@@ -166,6 +166,7 @@ test('COPY and ADD flags, sources and destination', () => {
   fails('FROM x\nCOPY --link=maybe a b\n', 2, 'expecting boolean value for flag --link, not: maybe');
   fails('FROM x\nCOPY --from=a --from=b a b\n', 2, 'duplicate flag specified: --from');
   fails('FROM x\nCOPY --chown a b\n', 2, 'missing a value on flag: --chown');
+  fails('FROM x\nCOPY --from=$STAGE a b\n', 2, 'variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround');
 });
 
 test('COPY heredoc sources', () => {

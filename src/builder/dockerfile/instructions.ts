@@ -4,6 +4,7 @@
 
 import { parse, parseHeredocWord, type Node } from './parser.ts';
 import { withSuggestion } from './suggest.ts';
+import { expandWord, ExpansionError } from './expand.ts';
 import {
   DockerfileError,
   type ArgDecl,
@@ -211,7 +212,7 @@ export function parseCommand(node: Node, escape: string = '\\'): Command {
     }
     case 'copy':
     case 'add':
-      return parseCopy(node, origin);
+      return parseCopy(node, origin, escape);
     case 'healthcheck':
       return parseHealthcheck(node, origin);
     case 'onbuild': {
@@ -235,7 +236,7 @@ function refuseAsTrigger(keyword: string, line: number): void {
   if (keyword === 'FROM' || keyword === 'MAINTAINER') throw new DockerfileError(line, `${keyword} isn't allowed as an ONBUILD trigger`);
 }
 
-function parseCopy(node: Node, origin: Origin): Command {
+function parseCopy(node: Node, origin: Origin, escape: string): Command {
   const isCopy = node.keyword === 'copy';
   const NAME = isCopy ? 'COPY' : 'ADD';
   const spec: FlagSpec = isCopy
@@ -258,7 +259,21 @@ function parseCopy(node: Node, origin: Origin): Command {
     ...origin,
   };
   const from = flags.string('from');
-  if (from !== undefined) command.from = from;
+  if (from !== undefined) {
+    // A stage name must be known before the build starts, so BuildKit refuses anything the
+    // shell lexer would change (a variable, quotes, escapes).
+    let literal: string;
+    try {
+      literal = expandWord(from, () => undefined, escape);
+    } catch (err) {
+      if (err instanceof ExpansionError) throw new DockerfileError(node.line, err.message);
+      throw err;
+    }
+    if (literal !== from) {
+      throw new DockerfileError(node.line, 'variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround');
+    }
+    command.from = from;
+  }
   const chown = flags.string('chown');
   if (chown !== undefined) command.chown = chown;
   const chmod = flags.string('chmod');
