@@ -35,6 +35,9 @@ interface RouteContext {
   head: boolean;
 }
 
+/** Errors that only mean the client went away: not worth a warning. */
+const CLIENT_GONE = new Set(['ECONNRESET', 'EPIPE', 'ERR_STREAM_DESTROYED', 'ERR_STREAM_PREMATURE_CLOSE', 'ERR_STREAM_WRITE_AFTER_END']);
+
 const API_VERSION = { 'Docker-Distribution-API-Version': 'registry/2.0' };
 /** Search results per page when the client names none, and at most. */
 const SEARCH_DEFAULT = 25;
@@ -118,12 +121,14 @@ export function registryHandler(opts: RegistryHandlerOptions): (req: IncomingMes
       res.end();
       return;
     }
-    // Opened before the headers go out, so a blob deleted in between is still a clean 404.
-    const stream = await store.driver.reader(layout.blob(digest), range ?? undefined).catch((e) => {
-      throw isBerthError(e, 'NotFound') ? registryError('BLOB_UNKNOWN', `blob ${digest} unknown to ${name}`, { detail: { digest } }) : e;
-    });
     res.writeHead(status, headers);
-    await pipeline(stream, res);
+    const driver = store.driver;
+    if (driver.send) {
+      await driver.send(layout.blob(digest), res, range ?? undefined);
+      res.end();
+    } else {
+      await pipeline(await driver.reader(layout.blob(digest), range ?? undefined), res);
+    }
   };
 
   const deleteBlob: Handler = async (req, res, { name, ref }) => {
@@ -301,9 +306,10 @@ export function registryHandler(opts: RegistryHandlerOptions): (req: IncomingMes
     }
     route(req, res).catch((e) => {
       const head = req.method === 'HEAD';
+      const gone = CLIENT_GONE.has((e as { code?: string }).code ?? '');
       if (res.headersSent) {
         // The body was under way: the only honest signal left is a cut connection.
-        if ((e as { code?: string }).code !== 'ERR_STREAM_PREMATURE_CLOSE') log.warn('response failed', { method: req.method, path: req.url?.split('?')[0], error: (e as Error).message });
+        (gone ? log.debug : log.warn)('response failed', { method: req.method, path: req.url?.split('?')[0], error: (e as Error).message });
         res.destroy();
         return;
       }
@@ -311,7 +317,7 @@ export function registryHandler(opts: RegistryHandlerOptions): (req: IncomingMes
       if (!req.complete) res.shouldKeepAlive = false;
       if (e instanceof RegistryError) return sendError(res, e, head, API_VERSION);
       if (isBerthError(e, 'NotFound')) return sendError(res, registryError('BLOB_UNKNOWN', e.message), head, API_VERSION);
-      if ((e as { code?: string }).code === 'ERR_STREAM_PREMATURE_CLOSE' || (e as { code?: string }).code === 'ECONNRESET') {
+      if (gone) {
         res.destroy();
         return;
       }

@@ -124,8 +124,8 @@ export class RegistryStore {
 
   /** The blob's size when it exists and belongs to the repository (as a layer or a manifest). */
   async blobSize(name: string, d: Digest): Promise<number | undefined> {
-    const [layer, revision] = await Promise.all([this.driver.stat(layout.layerLink(name, d)), this.driver.stat(layout.revision(name, d))]);
-    if (!layer && !revision) return undefined;
+    const linked = (await this.driver.stat(layout.layerLink(name, d))) ?? (await this.driver.stat(layout.revision(name, d)));
+    if (!linked) return undefined;
     return (await this.driver.stat(layout.blob(d)))?.size;
   }
 

@@ -46,6 +46,12 @@ export interface StorageDriver {
   move(src: string, dst: string): Promise<void>;
   /** Opens an upload object for appending (creating it when absent). */
   writer(path: string): Promise<Writer>;
+  /**
+   * Optional: writes an object, or the inclusive range [start, end], into `dest` with the driver's
+   * cheapest copy, resolving once every byte is handed to it. Without it the server pipes `reader`.
+   * (The filesystem driver recycles a few buffers per transfer; an S3 driver could omit it.)
+   */
+  send?(path: string, dest: Writable, range?: { start: number; end: number }): Promise<void>;
 }
 
 /** Refuses anything but a clean relative path: defence in depth below the registry's own name checks. */

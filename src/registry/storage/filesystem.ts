@@ -1,10 +1,10 @@
 // The default storage driver: objects are files under one root directory.
 import { randomBytes } from 'node:crypto';
-import { close as closeCb, createReadStream, createWriteStream, fsync as fsyncCb, open as openCb } from 'node:fs';
+import { close as closeCb, createReadStream, createWriteStream, fstat as fstatCb, fsync as fsyncCb, open as openCb, read as readCb } from 'node:fs';
 import { promisify } from 'node:util';
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { syncDir } from '../../common/atomic-file.ts';
 import { errno, notFound } from '../../common/errors.ts';
 import { checkPath, type StatInfo, type StorageDriver, type Writer } from './driver.ts';
@@ -12,6 +12,29 @@ import { checkPath, type StatInfo, type StorageDriver, type Writer } from './dri
 const openFd = promisify(openCb);
 const fsyncFd = promisify(fsyncCb);
 const closeFd = promisify(closeCb);
+const fstatFd = promisify(fstatCb);
+
+/**
+ * `send` reads into buffers it reuses: SEND_DEPTH chunks of SEND_CHUNK per transfer, each
+ * refilled only once the socket has taken it. No per-chunk allocation and no garbage: a 60 MB
+ * blob costs 512 KiB while it streams, and chunks this size stay in the CPU's cache between the
+ * read and the write.
+ */
+const SEND_CHUNK = 128 << 10;
+const SEND_DEPTH = 4;
+/** Free buffers kept between transfers (16 MiB at most). */
+const POOL_MAX = 128;
+const pool: Buffer[] = [];
+
+function preadFd(fd: number, buf: Buffer, length: number, position: number): Promise<number> {
+  return new Promise((resolve, reject) => readCb(fd, buf, 0, length, position, (e, n) => (e ? reject(e) : resolve(n))));
+}
+
+function writeChunk(dest: Writable, chunk: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    dest.write(chunk, (e) => (e ? reject(e) : resolve()));
+  });
+}
 
 /** Large reads, few system calls: blobs are read in 1 MiB pieces. */
 const READ_CHUNK = 1 << 20;
@@ -63,6 +86,40 @@ export class FilesystemDriver implements StorageDriver {
       throw errno(e) === 'ENOENT' ? notFound(`${path} not found`, e) : e;
     });
     return createReadStream(abs, { fd: fh, autoClose: true, highWaterMark: READ_CHUNK, ...(range ?? {}) });
+  }
+
+  async send(path: string, dest: Writable, range?: { start: number; end: number }): Promise<void> {
+    const fd = await openFd(this.#abs(path), 'r').catch((e) => {
+      throw errno(e) === 'ENOENT' ? notFound(`${path} not found`, e) : e;
+    });
+    const bufs: Buffer[] = [];
+    const pending: Promise<void>[] = [];
+    // Writes settle out of order; the first failure is kept and raised, none goes unhandled.
+    let failure: unknown;
+    try {
+      let pos = range?.start ?? 0;
+      const end = range ? range.end + 1 : (await fstatFd(fd)).size;
+      for (let i = 0; pos < end; i++) {
+        const k = i % SEND_DEPTH;
+        await pending[k];
+        if (failure) throw failure;
+        if (dest.destroyed) throw Object.assign(new Error('destination closed'), { code: 'ERR_STREAM_DESTROYED' });
+        const buf = (bufs[k] ??= pool.pop() ?? Buffer.allocUnsafeSlow(SEND_CHUNK));
+        const n = await preadFd(fd, buf, Math.min(SEND_CHUNK, end - pos), pos);
+        if (n === 0) throw new Error(`storage: ${path} ended at ${pos} bytes, before ${end}`);
+        pos += n;
+        pending[k] = writeChunk(dest, n === SEND_CHUNK ? buf : buf.subarray(0, n)).catch((e) => {
+          failure ??= e;
+        });
+      }
+      await Promise.all(pending);
+      if (failure) throw failure;
+    } finally {
+      // A buffer goes back only when no write of it can still be in flight.
+      await Promise.all(pending);
+      for (const b of bufs) if (pool.length < POOL_MAX) pool.push(b);
+      await closeFd(fd);
+    }
   }
 
   async stat(path: string): Promise<StatInfo | undefined> {
