@@ -101,6 +101,8 @@ test('CMD and ENTRYPOINT', () => {
   const e = only('ENTRYPOINT exec top -b\n', 'ENTRYPOINT');
   assert.deepEqual([e.shell, e.args], [true, ['exec top -b']]);
   assert.deepEqual(only('CMD []\n', 'CMD').args, []);
+  const bare = only('ENTRYPOINT\n', 'ENTRYPOINT');
+  assert.deepEqual([bare.shell, bare.args], [true, ['']], 'shell form is one string, even when empty');
 });
 
 test('SHELL requires JSON', () => {

@@ -157,7 +157,8 @@ export function parseCommand(node: Node, escape: string = '\\'): Command {
     case 'entrypoint': {
       new Flags(node, {});
       const kind = node.keyword === 'cmd' ? 'CMD' : 'ENTRYPOINT';
-      return { kind, shell: node.json === undefined, args: node.json ?? (node.rest === '' ? [] : [node.rest]), ...origin };
+      // Shell form is always one string, maybe empty: Docker runs `CMD` alone as [shell..., ""].
+      return { kind, shell: node.json === undefined, args: node.json ?? [node.rest], ...origin };
     }
     case 'shell': {
       new Flags(node, {});
