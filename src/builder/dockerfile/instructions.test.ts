@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { heredocForSource, parseDockerfile, parseGoDuration, parseTriggers, parseWords, runInvocation } from './instructions.ts';
+import { heredocForSource, parseDockerfile, parseGoDuration, parseTriggers, parseWords, resolveMount, runInvocation } from './instructions.ts';
 import { DockerfileError, type Command } from './types.ts';
 
 /** The commands of a one-stage Dockerfile `FROM x` + body. */
@@ -251,4 +251,29 @@ test('runInvocation: how a RUN with heredocs runs', () => {
   });
   assert.deepEqual(runInvocation(only('RUN python3 <<EOF\nprint(1)\nEOF\n', 'RUN')), { shell: true, args: ['python3 <<EOF\nprint(1)\nEOF'] });
   assert.deepEqual(runInvocation(only('RUN <<A cat - <<B\na\nA\nb\nB\n', 'RUN')), { shell: true, args: ['<<A cat - <<B\na\nA\nb\nB'] });
+});
+
+test('resolveMount: BuildKit defaults and checks on expanded mount options', () => {
+  const mounts = (flags: string) => only(`RUN ${flags} true\n`, 'RUN').mounts.map((m) => resolveMount(m, 2));
+  assert.deepEqual(mounts('--mount=target=/src'), [{ type: 'bind', target: '/src', readonly: true, required: false }]);
+  assert.deepEqual(mounts('--mount=type=bind,target=/src,rw=true,from=builder,source=/out'), [
+    { type: 'bind', target: '/src', readonly: false, required: false, from: 'builder', source: '/out' },
+  ]);
+  assert.deepEqual(mounts('--mount=type=cache,target=/c,sharing=LOCKED,mode=0700,uid=1000'), [
+    { type: 'cache', target: '/c', readonly: false, required: false, sharing: 'locked', mode: 0o700, uid: 1000 },
+  ]);
+  assert.deepEqual(mounts('--mount=type=tmpfs,target=/t,size=64m'), [{ type: 'tmpfs', target: '/t', readonly: false, required: false, sizeLimit: 64 * 1024 * 1024 }]);
+  assert.deepEqual(mounts('--mount=type=secret,id=tok,env=TOKEN,required'), [{ type: 'secret', id: 'tok', env: 'TOKEN', readonly: true, required: true }]);
+  const bad = (flags: string, message: string) => assert.throws(() => mounts(flags), (e: unknown) => e instanceof DockerfileError && e.message === `dockerfile parse error on line 2: ${message}`);
+  bad('--mount=type=bind,target=/x,required', "unexpected key 'required' for mount type 'bind'");
+  bad('--mount=type=bind,target=/x,ro=maybe', 'invalid value for ro: maybe');
+  bad('--mount=type=cache,target=/x,size=1g', "unexpected key 'size' for mount type 'cache'");
+  bad('--mount=type=tmpfs,target=/x,size=lots', 'invalid value for size: lots');
+  bad('--mount=type=cache,target=/x,sharing=open', 'unsupported sharing value "open"');
+  bad('--mount=type=cache,target=/x,mode=999', 'invalid value 999 for mode');
+  bad('--mount=type=bind,target=/x,uid=1', 'uid not allowed for "bind" type mounts');
+  bad('--mount=type=secret', 'invalid secret mount. one of source, target required');
+  bad('--mount=type=secret,id=a,source=b', "both source and id can't be set");
+  bad('--mount=type=secret,id=a,from=x', 'secret mount should not have a from');
+  bad('--mount=type=bind,target=/x,sharing=locked', 'invalid cache sharing set for bind mount');
 });

@@ -483,6 +483,139 @@ function parseMount(spec: string, line: number): RunMount {
   return { type: type as RunMount['type'], options };
 }
 
+/** A RUN --mount with its values read: what BuildKit's mount parser makes of it after expansion. */
+export interface ResolvedMount {
+  type: RunMount['type'];
+  /** A stage name or image to mount from (bind, cache). */
+  from?: string;
+  source?: string;
+  target?: string;
+  readonly: boolean;
+  /** Secret or cache id. */
+  id?: string;
+  sharing?: 'shared' | 'private' | 'locked';
+  /** Secret or ssh: fail when the client did not provide it. */
+  required: boolean;
+  /** tmpfs size in bytes. */
+  sizeLimit?: number;
+  /** Secret exposed as this environment variable. */
+  env?: string;
+  mode?: number;
+  uid?: number;
+  gid?: number;
+}
+
+/**
+ * Reads a RunMount's options (already expanded, see expandCommand) with BuildKit's rules and
+ * errors: read-only by default except cache and tmpfs, `required` only for secret and ssh,
+ * `size` only for tmpfs, `mode`/`uid`/`gid` only for secret, ssh and cache, and the secret
+ * checks. Defaults that depend on the build (a cache id from the target, a secret's target under
+ * /run/secrets) are left to the builder.
+ */
+export function resolveMount(mount: RunMount, line: number = 0): ResolvedMount {
+  const fail = (message: string): never => {
+    throw new DockerfileError(line, message);
+  };
+  const { type } = mount;
+  const m: ResolvedMount = { type, readonly: !(type === 'cache' || type === 'tmpfs'), required: false };
+  const bool = (key: string, value: string): boolean => {
+    const b = parseGoBool(value);
+    if (b === undefined) fail(`invalid value for ${key}: ${value}`);
+    return b!;
+  };
+  const uint = (key: string, value: string, base: 8 | 10): number => {
+    const ok = base === 8 ? /^[0-7]+$/.test(value) : /^\d+$/.test(value);
+    const n = ok ? parseInt(value, base) : NaN;
+    if (!ok || n > 0xffffffff) fail(`invalid value ${value} for ${key}`);
+    return n;
+  };
+  for (const [key, value] of Object.entries(mount.options)) {
+    switch (key) {
+      case 'from':
+        m.from = value;
+        break;
+      case 'source':
+      case 'src':
+        m.source = value;
+        break;
+      case 'target':
+      case 'dst':
+      case 'destination':
+        m.target = value;
+        break;
+      case 'readonly':
+      case 'ro':
+        m.readonly = bool(key, value);
+        break;
+      case 'readwrite':
+      case 'rw':
+        m.readonly = !bool(key, value);
+        break;
+      case 'required':
+        if (type !== 'secret' && type !== 'ssh') fail(`unexpected key '${key}' for mount type '${type}'`);
+        m.required = bool(key, value);
+        break;
+      case 'size': {
+        if (type !== 'tmpfs') fail(`unexpected key '${key}' for mount type '${type}'`);
+        const size = parseRamBytes(value);
+        if (size === undefined) fail(`invalid value for ${key}: ${value}`);
+        m.sizeLimit = size;
+        break;
+      }
+      case 'id':
+        m.id = value;
+        break;
+      case 'sharing': {
+        const v = value.toLowerCase();
+        if (v !== 'shared' && v !== 'private' && v !== 'locked') fail(withSuggestion(`unsupported sharing value "${value}"`, value, ['shared', 'private', 'locked'], true));
+        m.sharing = v as ResolvedMount['sharing'];
+        break;
+      }
+      case 'mode':
+        m.mode = uint(key, value, 8);
+        break;
+      case 'uid':
+        m.uid = uint(key, value, 10);
+        break;
+      case 'gid':
+        m.gid = uint(key, value, 10);
+        break;
+      case 'env':
+        m.env = value;
+        break;
+      default:
+        fail(withSuggestion(`unexpected key '${key}' in '${key}=${value}'`, key, MOUNT_KEYS, true));
+    }
+  }
+  if (type !== 'secret' && type !== 'ssh' && type !== 'cache') {
+    for (const key of ['mode', 'uid', 'gid'] as const) if (m[key] !== undefined) fail(`${key} not allowed for "${type}" type mounts`);
+  }
+  if (type === 'secret') {
+    if (m.from) fail('secret mount should not have a from');
+    if (m.sharing) fail('secret mount should not define sharing');
+    if (!m.source && !m.target && !m.id) fail('invalid secret mount. one of source, target required');
+    if (m.source && m.id) fail("both source and id can't be set");
+  }
+  if (m.sharing && type !== 'cache') fail(`invalid cache sharing set for ${type} mount`);
+  return m;
+}
+
+/** Go's strconv.ParseBool. */
+function parseGoBool(value: string): boolean | undefined {
+  if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(value)) return true;
+  if (['0', 'f', 'F', 'FALSE', 'false', 'False'].includes(value)) return false;
+  return undefined;
+}
+
+/** docker/go-units RAMInBytes: `64m`, `1.5g`, `512KiB`, `100` (binary multiples). */
+function parseRamBytes(value: string): number | undefined {
+  const m = /^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$/.exec(value);
+  if (!m) return undefined;
+  const n = parseFloat(m[1]);
+  const power = m[2] ? 'kmgtp'.indexOf(m[2].toLowerCase()) + 1 : 0;
+  return Math.trunc(n * 1024 ** power);
+}
+
 /** Comma-separated fields where a double-quoted field may hold commas (as Go's csv reader). */
 function splitCsv(text: string, line: number): string[] {
   const fields: string[] = [];
