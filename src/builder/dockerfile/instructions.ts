@@ -108,7 +108,6 @@ function originOf(node: Node): Origin {
 const STAGE_NAME_RE = /^[a-z][a-z0-9\-_.]*$/;
 
 function parseFrom(node: Node, index: number): Stage {
-  const flags = new Flags(node, { platform: 'string' });
   const args = splitWhitespace(node.rest);
   if (args.length !== 1 && args.length !== 3) throw new DockerfileError(node.line, 'FROM requires either one or three arguments');
   let name: string | undefined;
@@ -119,6 +118,7 @@ function parseFrom(node: Node, index: number): Stage {
       throw new DockerfileError(node.line, `invalid name for build stage: "${args[2]}", name can't start with a number or contain symbols`);
     }
   }
+  const flags = new Flags(node, { platform: 'string' }); // after the name, as BuildKit checks them
   const stage: Stage = { index, base: args[0], from: originOf(node), commands: [] };
   if (name !== undefined) stage.name = name;
   const platform = flags.string('platform');
