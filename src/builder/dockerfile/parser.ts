@@ -187,7 +187,8 @@ export function parse(text: string): ParsedDockerfile {
 /** Splits one logical line into keyword, flags and the rest, and reads the JSON form. */
 function nodeFromLine(line: string, escape: string, lineNo: number, isTrigger = false): Node {
   const trimmed = line.trim();
-  const m = /^(\S+)(?:\s+([\s\S]*))?$/.exec(trimmed)!;
+  // The keyword ends at the first blank (BuildKit's [\t\v\f\r ]+), not at any Unicode space.
+  const m = /^([^\t\v\f\r ]+)(?:[\t\v\f\r ]+([\s\S]*))?$/.exec(trimmed)!;
   const word = m[1];
   const keyword = word.toLowerCase();
   // Docker accepts any ONBUILD trigger word here and fails only when the trigger runs.
