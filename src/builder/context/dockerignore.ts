@@ -85,15 +85,14 @@ class Matcher implements IgnoreMatcher {
   ignores(relPath: string, _isDir?: boolean): boolean {
     const path = normalizeRelPath(relPath);
     if (path === '.' || path === '') return false; // the context root itself is never excluded
-    const slash = path.lastIndexOf('/');
-    const parents = slash < 0 ? [] : path.slice(0, slash).split('/');
+    // Every ancestor directory, shortest first: a pattern matching one matches the path too.
+    const ancestors: string[] = [];
+    for (let i = path.indexOf('/'); i >= 0; i = path.indexOf('/', i + 1)) ancestors.push(path.slice(0, i));
     let ignored = false;
     for (const pattern of this.#patterns) {
       // An exclusion can only change an included path and an exception only an excluded one.
       if (pattern.exception !== ignored) continue;
-      let hit = pattern.match(path);
-      for (let i = 0; !hit && i < parents.length; i++) hit = pattern.match(parents.slice(0, i + 1).join('/'));
-      if (hit) ignored = !pattern.exception;
+      if (pattern.match(path) || ancestors.some((a) => pattern.match(a))) ignored = !pattern.exception;
     }
     return ignored;
   }
