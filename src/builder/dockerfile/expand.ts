@@ -9,22 +9,24 @@
 // it into words, where unquoted whitespace — including whitespace that came out of an unquoted
 // variable — separates words, as BuildKit's `ProcessWords` does.
 //
-// Which instructions Docker expands is `EXPANDED_INSTRUCTIONS` below. RUN, CMD, ENTRYPOINT, SHELL
-// and HEALTHCHECK are not expanded: their text goes to the shell in the container unchanged.
+// Which instructions Docker expands is `EXPANDED_INSTRUCTIONS` below, and `expandCommand` applies
+// the per-instruction rules to a typed command. RUN, CMD, ENTRYPOINT, SHELL and HEALTHCHECK are
+// not expanded: their text goes to the shell in the container unchanged.
+
+import type { Command } from './types.ts';
 
 /**
  * Instructions whose words Docker runs through variable substitution (the Dockerfile reference's
  * "Environment replacement" list, plus ARG default values, which BuildKit also expands).
  * ONBUILD is not here: its trigger is expanded when it runs, as the instruction it names.
- * The flags of COPY/ADD (`--from`, `--chown`, `--chmod`) and RUN's `--mount` are expanded as well.
+ * COPY/ADD `--chown`, `--chmod`, ADD `--checksum` and the values of RUN `--mount` are expanded as
+ * well; COPY `--from` is refused when it holds a variable, and `--exclude` is used as written.
  * Expand every word of these even when it holds no `$`: expansion is also what removes quotes
  * and escapes (`ENV a="x y"` sets `x y`).
  */
 export const EXPANDED_INSTRUCTIONS: ReadonlySet<string> = new Set([
   'ADD', 'COPY', 'ENV', 'EXPOSE', 'FROM', 'LABEL', 'STOPSIGNAL', 'USER', 'VOLUME', 'WORKDIR', 'ARG',
 ]);
-
-import type { Command } from './types.ts';
 
 /** Looks a variable up; undefined means unset (which differs from empty for `-`, `+` and `?`). */
 export type VariableLookup = (name: string) => string | undefined;
