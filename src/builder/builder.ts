@@ -174,7 +174,8 @@ class BuildRun {
       const auto = platformArgs(this.#req.platform, this.#req.platform);
       for (const a of this.#df.metaArgs) {
         const given = this.#buildArg(a.name);
-        const value = given ?? (a.value === undefined ? undefined : this.#expand(a.value, (n) => this.#metaArgs.get(n) ?? auto[n]));
+        // An automatic platform ARG declared without a value keeps its automatic value.
+        const value = given ?? (a.value === undefined ? auto[a.name] : this.#expand(a.value, (n) => this.#metaArgs.get(n) ?? auto[n]));
         this.#metaArgs.set(a.name, value);
         this.#usedArgs.add(a.name);
       }

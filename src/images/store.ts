@@ -89,7 +89,10 @@ export class ImageStore {
         ON CONFLICT(id) DO NOTHING`),
       insertLayer: db.prepare('INSERT OR REPLACE INTO image_layers (image_id, idx, blob, diff_id, size, unpacked_size, media_type) VALUES (?, ?, ?, ?, ?, ?, ?)'),
       upsertRef: db.prepare(`INSERT INTO image_refs (ref, image_id, kind, created_at) VALUES (?, ?, ?, ?)
-        ON CONFLICT(ref) DO UPDATE SET image_id = excluded.image_id, created_at = excluded.created_at`),
+        ON CONFLICT(ref) DO UPDATE SET image_id = excluded.image_id, created_at = excluded.created_at, index_digest = excluded.index_digest`),
+      setIndex: db.prepare('UPDATE image_refs SET index_digest = ? WHERE ref = ?'),
+      indexOf: db.prepare("SELECT index_digest FROM image_refs WHERE ref = ? AND index_digest != ''"),
+      byManifest: db.prepare('SELECT * FROM images WHERE manifest = ? LIMIT 1'),
       deleteRef: db.prepare('DELETE FROM image_refs WHERE ref = ?'),
       deleteImage: db.prepare('DELETE FROM images WHERE id = ?'),
       count: db.prepare('SELECT COUNT(*) AS n FROM images'),
@@ -260,7 +263,46 @@ export class ImageStore {
       out.add(r.manifest);
     }
     for (const r of this.#db.prepare('SELECT DISTINCT blob FROM image_layers').all() as { blob: Digest }[]) out.add(r.blob);
+    for (const r of this.#db.prepare("SELECT DISTINCT index_digest FROM image_refs WHERE index_digest != ''").all() as { index_digest: Digest }[]) out.add(r.index_digest);
     return out;
+  }
+
+  /**
+   * Points a tag at a multi-platform image: `id` is the member used where no platform is asked
+   * for, and the index blob (in the content store) lists every platform's manifest.
+   */
+  tagIndex(id: Digest, ref: Reference, index: Digest, members: readonly Digest[]): Digest | undefined {
+    return transaction(this.#db, () => {
+      const prev = this.tag(id, ref);
+      this.#q.setIndex.run(index, formatReference(withDefaultTag(ref)));
+      const add = this.#db.prepare('INSERT OR IGNORE INTO index_members (index_digest, image_id) VALUES (?, ?)');
+      for (const m of members) add.run(index, m);
+      return prev;
+    });
+  }
+
+  /** Images that are members of an index a tag names: tagged through it, never dangling. */
+  indexMembers(): Set<Digest> {
+    const rows = this.#db.prepare(`SELECT DISTINCT m.image_id AS id FROM index_members m
+      JOIN image_refs r ON r.index_digest = m.index_digest`).all() as { id: Digest }[];
+    return new Set(rows.map((r) => r.id));
+  }
+
+  /** The index a tag names, when it names a multi-platform image. */
+  indexOf(nameOrRef: string): Digest | undefined {
+    let ref: Reference;
+    try {
+      ref = withDefaultTag(parseReference(nameOrRef));
+    } catch {
+      return undefined;
+    }
+    return (this.#q.indexOf.get(formatReference(ref)) as { index_digest: Digest } | undefined)?.index_digest;
+  }
+
+  /** The image whose manifest is this digest (a member of an index). */
+  byManifest(manifest: Digest): ImageRecord | undefined {
+    const row = this.#q.byManifest.get(manifest) as ImageRow | undefined;
+    return row && toRecord(row);
   }
 
   /** Diff ID lists of every image, for the snapshot GC. */

@@ -155,6 +155,17 @@ const MIGRATIONS: readonly string[] = [
     usage_count INTEGER NOT NULL DEFAULT 1
   );
   `,
+  // 6: a tag may name an image index (a multi-platform image): image_id is then the member for this
+  // host (or the first), and the index blob lists every platform's manifest
+  `
+  ALTER TABLE image_refs ADD COLUMN index_digest TEXT NOT NULL DEFAULT '';
+  CREATE INDEX images_by_manifest ON images(manifest);
+  CREATE TABLE index_members (
+    index_digest TEXT NOT NULL,         -- an index some tag names
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    PRIMARY KEY (index_digest, image_id)
+  );
+  `,
 ];
 
 export type Db = DatabaseSync;

@@ -11,7 +11,8 @@ import type { BuildCache, BuildState } from '../builder/cache.ts';
 import { BuildContext } from '../builder/context.ts';
 import { type ImageConfig, type Platform, formatPlatform, hostPlatform, MediaType, normalizePlatform, parsePlatform, platformMatches } from '../images/oci.ts';
 import type { GarbageCollector } from '../metadata/gc.ts';
-import type { LeaseManager } from '../metadata/leases.ts';
+import type { Lease, LeaseManager } from '../metadata/leases.ts';
+import { parseReference, withDefaultTag } from '../images/reference.ts';
 import type { EventBus } from './events.ts';
 import { parseFilters, parseTimestamp } from './filters.ts';
 import type { ImageService } from './images.ts';
@@ -79,7 +80,7 @@ export class BuildService {
     const images = this.#d.images;
     let rec;
     try {
-      rec = images.resolve(name);
+      rec = (await images.findFor(name, platform)) ?? images.resolve(name);
     } catch (e) {
       if (!isBerthError(e, 'NotFound') || !this.pull) {
         if (isBerthError(e, 'NotFound')) throw notFound(`pull access denied for ${name}, repository does not exist or may require 'docker login': no such image locally and no registry to pull it from`, e);
@@ -88,7 +89,7 @@ export class BuildService {
     }
     if (this.pull && (pull || !rec)) {
       await this.pull(name, platform, signal);
-      rec = images.resolve(name);
+      rec = (await images.findFor(name, platform)) ?? images.resolve(name);
     }
     const config: ImageConfig = await images.config(rec!.id);
     const have = normalizePlatform({ os: config.os, architecture: config.architecture, ...(config.variant ? { variant: config.variant } : {}) });
@@ -120,15 +121,26 @@ export class BuildService {
         if (!text && !opts.dockerfile) text = await ctx.readFile('dockerfile');
       }
       if (!text) throw invalidArgument(`Cannot locate specified Dockerfile: ${name}`);
-      const platform = opts.platform ? normalizePlatform(parsePlatform(opts.platform)) : hostPlatform();
-      const result = await d.builder.build({
-        context: ctx, dockerfile: text.toString('utf8'), dockerfileName: name.split('/').at(-1) ?? name,
-        buildArgs: opts.buildArgs, target: opts.target, labels: opts.labels, noCache: opts.noCache, pull: opts.pull,
-        platform, secrets: opts.secrets, lease, signal: abort.signal,
-      }, out);
-      for (const w of result.warnings) out.stream(`${w}\n`);
-      const id = await this.#createImage(result.state, opts.tags);
-      return { id, warnings: result.warnings };
+      const platforms = opts.platform ? [...new Set(opts.platform.split(',').map((p) => p.trim()).filter(Boolean))].map((p) => normalizePlatform(parsePlatform(p))) : [hostPlatform()];
+      const members: { id: Digest; manifest: Digest; size: number; platform: Platform }[] = [];
+      const warnings: string[] = [];
+      // Platforms build one after another: a foreign one runs its steps under qemu, and one at a time keeps the log readable.
+      for (const platform of platforms) {
+        if (platforms.length > 1) out.stream(`[${formatPlatform(platform)}] building\n`);
+        const result = await d.builder.build({
+          context: ctx, dockerfile: text.toString('utf8'), dockerfileName: name.split('/').at(-1) ?? name,
+          buildArgs: opts.buildArgs, target: opts.target, labels: opts.labels, noCache: opts.noCache, pull: opts.pull,
+          platform, secrets: opts.secrets, lease, signal: abort.signal,
+        }, out);
+        for (const w of result.warnings) if (!warnings.includes(w)) warnings.push(w);
+        members.push({ ...(await this.#createImage(result.state, platforms.length > 1 ? [] : opts.tags)), platform });
+      }
+      for (const w of warnings) out.stream(`${w}\n`);
+      if (members.length === 1) return { id: members[0].id, warnings };
+      const index = await this.#createIndex(members, opts.tags, lease);
+      out.stream(`Created image index ${index} for ${members.map((m) => formatPlatform(m.platform)).join(', ')}\n`);
+      const host = members.find((m) => platformMatches(hostPlatform(), m.platform)) ?? members[0];
+      return { id: host.id, warnings };
     } catch (e) {
       abort.abort(e);
       throw e;
@@ -140,20 +152,49 @@ export class BuildService {
     }
   }
 
-  async #createImage(state: BuildState, tags: string[]): Promise<Digest> {
+  async #createImage(state: BuildState, tags: string[]): Promise<{ id: Digest; manifest: Digest; size: number }> {
     const images = this.#d.images;
     const [first, ...rest] = tags;
+    let manifest = { digest: '' as Digest, size: 0 };
     const id = await images.createImage(async (content, lease) => {
       const cfg = await content.writeBytes(Buffer.from(JSON.stringify(state.config)), undefined, (dg) => lease.blobs.add(dg));
       const { manifestBytes } = await import('../images/archive.ts');
-      const manifest = await content.writeBytes(manifestBytes(cfg, state.layers, MediaType.OciConfig), undefined, (dg) => lease.blobs.add(dg));
+      manifest = await content.writeBytes(manifestBytes(cfg, state.layers, MediaType.OciConfig), undefined, (dg) => lease.blobs.add(dg));
       return {
         id: cfg.digest, manifest: manifest.digest, manifestMediaType: MediaType.OciManifest, configMediaType: MediaType.OciConfig,
         config: state.config, layers: state.layers,
       };
     }, first, 'build');
     for (const t of rest) images.tag(id, t);
-    return id;
+    return { id, manifest: manifest.digest, size: manifest.size };
+  }
+
+  /**
+   * A multi-platform result: an OCI index of the members' manifests, which each tag names (with
+   * the host's member, or the first, standing for it where no platform is asked). Each member is
+   * also pinned by digest in each repository, so it is never taken for a dangling image.
+   */
+  async #createIndex(members: { id: Digest; manifest: Digest; size: number; platform: Platform }[], tags: string[], lease: Lease): Promise<Digest> {
+    const d = this.#d;
+    const index = {
+      schemaVersion: 2,
+      mediaType: MediaType.OciIndex,
+      manifests: members.map((m) => ({
+        mediaType: MediaType.OciManifest, digest: m.manifest, size: m.size,
+        platform: { architecture: m.platform.architecture, os: m.platform.os, ...(m.platform.variant ? { variant: m.platform.variant } : {}) },
+      })),
+    };
+    const { content, store } = { content: d.images.content, store: d.images.store };
+    const blob = await content.writeBytes(Buffer.from(JSON.stringify(index)), undefined, (dg) => lease.blobs.add(dg));
+    const host = members.find((m) => platformMatches(hostPlatform(), m.platform)) ?? members[0];
+    store.batch(() => {
+      for (const t of tags) {
+        const ref = withDefaultTag(parseReference(t));
+        store.tagIndex(host.id, ref, blob.digest, members.map((m) => m.id));
+        for (const m of members) store.addDigestRef(m.id, { domain: ref.domain, path: ref.path, digest: m.manifest });
+      }
+    });
+    return blob.digest;
   }
 
   /** `GET /system/df` BuildCache and `docker builder du`. */

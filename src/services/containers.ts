@@ -90,7 +90,7 @@ export class ContainerService {
   async create(body: DockerConfig & { HostConfig?: DockerHostConfig }, name?: string, platform?: string): Promise<ContainerRecord & { warnings: string[] }> {
     const { HostConfig, NetworkingConfig, ...req } = body;
     if (typeof req.Image !== 'string' || !req.Image) throw invalidArgument('Config.Image is required');
-    const image = this.#images.store.find(req.Image);
+    const image = platform ? await this.#images.findFor(req.Image, parsePlatform(platform)) : this.#images.store.find(req.Image);
     if (!image) throw notFound(`No such image: ${imageDisplay(req.Image)}`);
     const imgConfig = await this.#images.config(image.id);
     const have: Platform = { os: imgConfig.os, architecture: imgConfig.architecture, variant: imgConfig.variant };

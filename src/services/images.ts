@@ -5,7 +5,7 @@ import type { Logger } from '../common/log.ts';
 import type { ContentStore } from '../content/store.ts';
 import type { LoadedImage, SaveItem } from '../images/archive.ts';
 import type { ImportOptions } from '../images/import.ts';
-import type { ImageConfig } from '../images/oci.ts';
+import { type ImageConfig, type Index, type Platform, normalizePlatform, platformMatches } from '../images/oci.ts';
 import {
   type Reference, familiarRepository, familiarString, formatReference, parseReference, parseStoredRef, repositoryName, withDefaultTag,
 } from '../images/reference.ts';
@@ -58,12 +58,29 @@ export class ImageService {
     this.#log = deps.log;
   }
 
+  get content(): ContentStore {
+    return this.#content;
+  }
+
   get store(): ImageStore {
     return this.#store;
   }
 
   resolve(nameOrId: string): ImageRecord {
     return this.#store.resolve(nameOrId);
+  }
+
+  /** The image a name means for a platform: for a multi-platform tag, the member built for it. */
+  async findFor(nameOrId: string, platform: Platform): Promise<ImageRecord | undefined> {
+    const index = this.#store.indexOf(nameOrId);
+    if (index) {
+      const idx = JSON.parse((await this.#content.readBytes(index)).toString('utf8')) as Index;
+      const want = normalizePlatform(platform);
+      const desc = idx.manifests.find((m) => m.platform && platformMatches(want, normalizePlatform(m.platform)));
+      const rec = desc && this.#store.byManifest(desc.digest);
+      if (rec) return rec;
+    }
+    return this.#store.find(nameOrId);
   }
 
   config(id: Digest): Promise<ImageConfig> {
@@ -87,10 +104,11 @@ export class ImageService {
     const until = f.get('until')?.map((v) => parseTimestamp(v));
     const patterns = f.get('reference');
     const all = this.#store.allRefs();
+    const members = this.#store.indexMembers();
     const out: ImageView[] = [];
     for (const record of this.#store.list()) {
       let refs = all.get(record.id) ?? [];
-      const tagged = refs.some((r) => r.kind === 'tag');
+      const tagged = refs.some((r) => r.kind === 'tag') || members.has(record.id);
       if (dangling !== undefined && dangling === tagged) continue;
       if (!matchLabels(f.get('label'), record.labels)) continue;
       const created = createdMs(record);
@@ -192,9 +210,10 @@ export class ImageService {
     const deleted: DeleteItem[] = [];
     let reclaimed = 0;
     const blobsBefore = await this.#blobBytes();
+    const members = this.#store.indexMembers();
     for (const record of this.#store.list()) {
       const refs = this.#store.refs(record.id);
-      if (danglingOnly && refs.some((r) => r.kind === 'tag')) continue;
+      if (danglingOnly && (refs.some((r) => r.kind === 'tag') || members.has(record.id))) continue;
       if (this.#containersOf(record.id).length > 0) continue;
       if (!matchLabels(f.get('label'), record.labels)) continue;
       if (f.get('label!')?.some((l) => matchLabels([l], record.labels))) continue;

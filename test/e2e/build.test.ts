@@ -6,7 +6,7 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
-import { BERTH, ROOT, TestDaemon, importBusybox } from '../helpers/daemon.ts';
+import { BERTH, ROOT, TestDaemon, busyboxRootfs, importBusybox } from '../helpers/daemon.ts';
 
 const FIXTURES = join(ROOT, 'test', 'fixtures', 'build');
 const LEGACY = { DOCKER_BUILDKIT: '0' };
@@ -341,5 +341,25 @@ describe('docker build and berth build', () => {
     assert.match(again.stdout, /Running in/);
     // The image built before the prune still runs: pruning the cache never takes an image's layers.
     assert.equal(runOut('prune:1', 'cat', '/app/installed.txt'), 'installed: flask==3.0\n');
+  });
+
+  test('--platform linux/amd64,linux/arm64 builds each platform (RUN under qemu for arm64) into one index that run --platform picks from', () => {
+    assert.equal(d.berth(['tag', 'busybox:latest', 'busybox:amd64']).code, 0);
+    const imp = d.berth(['import', '--platform', 'linux/arm64', '--change', 'CMD ["sh"]', busyboxRootfs('arm64'), 'busybox:arm64']);
+    assert.equal(imp.code, 0, imp.stderr);
+    const dir = join(work, 'multiarch');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'Dockerfile'), 'ARG TARGETARCH\nFROM busybox:${TARGETARCH}\nARG TARGETPLATFORM\nRUN echo "$(uname -m) for $TARGETPLATFORM" > /arch\nCMD ["cat", "/arch"]\n');
+    const r = berthBuild(['--platform', 'linux/amd64,linux/arm64', '-t', 'multiarch:1', dir]);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.match(r.stdout, /Created image index sha256:[0-9a-f]{64} for linux\/amd64, linux\/arm64/);
+    assert.equal(runOut('multiarch:1'), 'x86_64 for linux/amd64\n');
+    for (const cli of ['berth', 'docker'] as const) {
+      const run = (platform: string) => (cli === 'berth' ? d.berth : d.docker).call(d, ['run', '--rm', '--platform', platform, 'multiarch:1']);
+      assert.equal(run('linux/arm64').stdout, 'aarch64 for linux/arm64\n');
+      assert.equal(run('linux/amd64').stdout, 'x86_64 for linux/amd64\n');
+    }
+    // The members are named by digest, so neither shows as a dangling image.
+    assert.equal(d.berth(['images', '--filter', 'dangling=true', '-q']).stdout.trim(), '');
   });
 });
