@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
-import { BERTH, DOCKER, TestDaemon, busyboxRootfs, run } from '../helpers/daemon.ts';
+import { BERTH, DOCKER, TestDaemon, busyboxRootfs, importBusybox, run } from '../helpers/daemon.ts';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
@@ -688,6 +688,56 @@ describe('registry serve: auth and TLS', () => {
       await d.cleanup();
       await reg.stop();
     }
+  });
+});
+
+describe('registry serve: the docker CLI through berthd', () => {
+  let reg: Registry;
+  let d: TestDaemon;
+  before(async () => {
+    reg = await Registry.start(join(TMP, 'berthd'));
+    d = await TestDaemon.start();
+  });
+  after(async () => {
+    await d.cleanup();
+    await reg.stop();
+  });
+
+  it('pushes an image and pulls it back by tag and by digest, with the digest the registry serves', async () => {
+    importBusybox(d);
+    const ref = `${reg.host}/lib/busybox:v1`;
+    assert.equal(d.docker(['tag', 'busybox', ref]).code, 0);
+    const push = d.docker(['push', ref]);
+    assert.equal(push.code, 0, push.stderr);
+    const digest = /digest: (sha256:[0-9a-f]{64})/.exec(push.stdout)![1];
+    const head = await reg.fetch('/v2/lib/busybox/manifests/v1', { method: 'HEAD', headers: { Accept: `${OCI_MANIFEST}, ${DOCKER_MANIFEST}` } });
+    assert.equal(head.headers.get('docker-content-digest'), digest);
+    assert.equal(d.docker(['rmi', ref, 'busybox']).code, 0);
+    const byTag = d.docker(['pull', ref]);
+    assert.equal(byTag.code, 0, byTag.stderr);
+    assert.match(byTag.stdout, new RegExp(`Digest: ${digest}`));
+    const byDigest = d.docker(['pull', `${reg.host}/lib/busybox@${digest}`]);
+    assert.equal(byDigest.code, 0, byDigest.stderr);
+    const run1 = d.docker(['run', '--rm', '--network', 'none', `${reg.host}/lib/busybox@${digest}`, 'echo', 'pulled']);
+    assert.equal(run1.code, 0, run1.stderr);
+    assert.equal(run1.stdout.trim(), 'pulled');
+  });
+
+  it('pulls the arm64 image out of a two-platform list and runs it', () => {
+    const amd64 = busyboxLayout(join(TMP, 'bd-amd64'), 'amd64');
+    const arm64 = busyboxLayout(join(TMP, 'bd-arm64'), 'arm64');
+    skopeoOk(['copy', '--dest-tls-verify=false', `oci:${join(TMP, 'bd-amd64')}:latest`, `docker://${reg.host}/plat/busybox:amd64`]);
+    skopeoOk(['copy', '--dest-tls-verify=false', `oci:${join(TMP, 'bd-arm64')}:latest`, `docker://${reg.host}/plat/busybox:arm64`]);
+    const env = { DOCKER_CONFIG: join(TMP, 'plat-docker-config') };
+    const list = `${reg.host}/plat/multi:latest`;
+    assert.equal(run(DOCKER, ['manifest', 'create', '--insecure', list, `${reg.host}/plat/busybox:amd64`, `${reg.host}/plat/busybox:arm64`], { env }).code, 0);
+    assert.equal(run(DOCKER, ['manifest', 'push', '--insecure', list], { env }).code, 0);
+    const pull = d.docker(['pull', '--platform', 'linux/arm64', list]);
+    assert.equal(pull.code, 0, pull.stderr);
+    const uname = d.docker(['run', '--rm', '--network', 'none', '--platform', 'linux/arm64', list, 'uname', '-m']);
+    assert.equal(uname.code, 0, uname.stderr);
+    assert.equal(uname.stdout.trim(), 'aarch64');
+    assert.notEqual(amd64.manifest, arm64.manifest);
   });
 });
 
