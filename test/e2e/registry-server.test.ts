@@ -891,6 +891,32 @@ describe('registry serve: command line', () => {
     assert.match(r.stderr, /not a bcrypt entry \(make one with htpasswd -B\)/);
   });
 
+  it('--workers 2: sessions continue on whichever worker takes the next connection, and SIGTERM stops them all', async () => {
+    const reg = await Registry.start(join(TMP, 'workers'), ['--workers', '2']);
+    const children = readFileSync(`/proc/${reg.proc.pid}/task/${reg.proc.pid}/children`, 'utf8').trim().split(/\s+/).map(Number);
+    assert.equal(children.length, 2);
+    // Each request on a fresh connection, so the kernel spreads them over both workers.
+    const once = (method: string, path: string, body?: Buffer, headers: Record<string, string> = {}) => new Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }>((resolve, reject) => {
+      const req = httpRequest({ host: '127.0.0.1', port: reg.port, method, path, agent: false, headers }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c) => chunks.push(c)).on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks) }));
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+    const data = randomBytes(64 << 10);
+    const post = await once('POST', '/v2/w/blob/blobs/uploads/');
+    const location = post.headers.location as string;
+    for (let off = 0; off < data.length; off += 8 << 10) {
+      const r = await once('PATCH', location, data.subarray(off, off + (8 << 10)), { 'Content-Range': `${off}-${off + (8 << 10) - 1}` });
+      assert.equal(r.status, 202);
+    }
+    assert.equal((await once('PUT', `${location}?digest=${sha256(data)}`)).status, 201);
+    for (let i = 0; i < 8; i++) assert.equal(sha256((await once('GET', `/v2/w/blob/blobs/${sha256(data)}`)).body), sha256(data));
+    assert.equal(await reg.stop(), 0);
+    for (const pid of children) assert.ok(!existsSync(`/proc/${pid}`), `worker ${pid} stopped`);
+  });
+
   it('says so when the port is taken', async () => {
     const reg = await Registry.start(join(TMP, 'port'));
     try {
