@@ -23,9 +23,9 @@ import type { OverlaySnapshotter } from '../snapshots/overlay.ts';
 import { type BuildCache, type BuildState } from './cache.ts';
 import type { BuildContext } from './context.ts';
 import { copyInto, type InlineFile, resolveSources, sourcesDigest } from './copy.ts';
-import { EXPANDED_INSTRUCTIONS, expandWord, expandWords } from './dockerfile/expand.ts';
-import { parseDockerfile } from './dockerfile/instructions.ts';
-import type { Command, Dockerfile, Heredoc, Stage } from './dockerfile/types.ts';
+import { expandCommand, expandHeredoc, expandWord } from './dockerfile/expand.ts';
+import { heredocForSource, parseDockerfile, parseTriggers, runInvocation } from './dockerfile/instructions.ts';
+import type { Command, Dockerfile, Stage } from './dockerfile/types.ts';
 import { DockerfileError } from './dockerfile/types.ts';
 import { fetchUrl, isArchive, extractArchive } from './add.ts';
 import { runStep } from './run-step.ts';
@@ -305,15 +305,15 @@ class BuildRun {
     const triggers = run.state.config.config?.OnBuild ?? [];
     if (run.state.config.config) run.state.config.config.OnBuild = null;
     if (triggers.length) {
-      const parsed = parseDockerfile(`FROM scratch\n${triggers.join('\n')}\n`).stages[0].commands;
+      const parsed = parseTriggers(triggers, this.#escape as '\\' | '`');
       this.#out.stream(`# Executing ${triggers.length} build trigger${triggers.length > 1 ? 's' : ''}\n`);
-      for (const c of parsed) await this.#dispatch(run, c, true);
+      for (const c of parsed) await this.#dispatch(run, c);
     }
     for (const c of stage.commands) {
       this.#req.signal?.throwIfAborted();
       if (this.#failed) throw invalidArgument('build stopped');
       this.#out.stream(`Step ${++this.#stepNo}/${this.#totalSteps} : ${c.original}\n`);
-      await this.#dispatch(run, c, false);
+      await this.#dispatch(run, c);
     }
     return { state: run.state, key: run.key };
   }
@@ -374,14 +374,20 @@ class BuildRun {
     return true;
   }
 
-  async #dispatch(run: StageRun, c: Command, trigger: boolean): Promise<void> {
+  async #dispatch(run: StageRun, c: Command): Promise<void> {
     const lookup = this.#lookup(run);
-    const x = (w: string) => (EXPANDED_INSTRUCTIONS.has(c.kind) ? this.#expand(w, lookup) : w);
+    // Words are expanded as Docker expands each instruction (and that removes their quotes).
+    let e: Command;
+    try {
+      e = expandCommand(c, lookup, this.#escape);
+    } catch (err) {
+      throw invalidArgument(`${this.#req.dockerfileName}:${c.line}: ${(err as Error).message}`, err);
+    }
     const cfg = (s: BuildState) => (s.config.config ??= {});
     const text = c.original;
-    switch (c.kind) {
+    switch (e.kind) {
       case 'ENV': {
-        const pairs = c.pairs.map(([k, v]) => [k, x(v)] as const);
+        const pairs = e.pairs;
         return this.#step(run, 'ENV', text, pairs, async (s) => {
           const conf = cfg(s);
           let env = conf.Env ?? [];
@@ -391,11 +397,11 @@ class BuildRun {
         });
       }
       case 'ARG': {
-        for (const a of c.args) {
+        for (const a of e.args) {
           const given = this.#buildArg(a.name);
           let value: string | undefined;
           if (given !== undefined) value = given;
-          else if (a.value !== undefined) value = this.#expand(a.value, lookup);
+          else if (a.value !== undefined) value = a.value;
           else if (this.#metaArgs.has(a.name)) value = this.#metaArgs.get(a.name);
           run.args.set(a.name, value);
           this.#usedArgs.add(a.name);
@@ -405,7 +411,7 @@ class BuildRun {
         return;
       }
       case 'LABEL': {
-        const pairs = c.pairs.map(([k, v]) => [x(k), x(v)] as const);
+        const pairs = e.pairs;
         return this.#step(run, 'LABEL', text, pairs, async (s) => {
           const conf = cfg(s);
           conf.Labels = { ...conf.Labels };
@@ -414,7 +420,7 @@ class BuildRun {
         });
       }
       case 'WORKDIR': {
-        const dir = posix.resolve(cfg(run.state).WorkingDir || '/', x(c.value));
+        const dir = posix.resolve(cfg(run.state).WorkingDir || '/', e.value);
         return this.#step(run, 'WORKDIR', text, dir, async (s) => {
           cfg(s).WorkingDir = dir;
           // Made when missing, owned by the current user as Docker does.
@@ -434,17 +440,17 @@ class BuildRun {
         });
       }
       case 'USER': {
-        const user = x(c.value);
+        const user = e.value;
         return this.#step(run, 'USER', text, user, async (s) => ((cfg(s).User = user), {}));
       }
       case 'STOPSIGNAL': {
-        const sig = x(c.value);
+        const sig = e.value;
         return this.#step(run, 'STOPSIGNAL', text, sig, async (s) => ((cfg(s).StopSignal = sig), {}));
       }
       case 'MAINTAINER':
-        return this.#step(run, 'MAINTAINER', text, c.value, async (s) => ((s.config.author = c.value), {}));
+        return this.#step(run, 'MAINTAINER', text, e.value, async (s) => ((s.config.author = e.value), {}));
       case 'EXPOSE': {
-        const ports = c.ports.flatMap((p) => expandWords(p, lookup, this.#escape)).flatMap(exposedPorts);
+        const ports = e.ports.flatMap(exposedPorts);
         return this.#step(run, 'EXPOSE', text, ports, async (s) => {
           const conf = cfg(s);
           conf.ExposedPorts = { ...conf.ExposedPorts };
@@ -453,8 +459,8 @@ class BuildRun {
         });
       }
       case 'VOLUME': {
-        const paths = c.paths.map(x).filter((p) => p !== '');
-        if (paths.length === 0) throw invalidArgument(`${this.#req.dockerfileName}:${c.line}: VOLUME specified can not be an empty string`);
+        const paths = e.paths.filter((p) => p !== '');
+        if (paths.length === 0) throw invalidArgument(`${this.#req.dockerfileName}:${e.line}: VOLUME specified can not be an empty string`);
         return this.#step(run, 'VOLUME', text, paths, async (s) => {
           const conf = cfg(s);
           conf.Volumes = { ...conf.Volumes };
@@ -463,18 +469,18 @@ class BuildRun {
         });
       }
       case 'SHELL':
-        return this.#step(run, 'SHELL', text, c.args, async (s) => ((cfg(s).Shell = [...c.args]), {}));
+        return this.#step(run, 'SHELL', text, e.args, async (s) => ((cfg(s).Shell = [...e.args]), {}));
       case 'CMD': {
-        const args = c.shell ? [...(cfg(run.state).Shell ?? DEFAULT_SHELL), c.args[0]] : [...c.args];
+        const args = e.shell ? [...(cfg(run.state).Shell ?? DEFAULT_SHELL), e.args[0]] : [...e.args];
         run.cmdSet = true;
         return this.#step(run, 'CMD', text, args, async (s) => {
           cfg(s).Cmd = args;
-          if (c.shell) cfg(s).ArgsEscaped = true;
+          if (e.shell) cfg(s).ArgsEscaped = true;
           return {};
         });
       }
       case 'ENTRYPOINT': {
-        const args = c.shell ? [...(cfg(run.state).Shell ?? DEFAULT_SHELL), c.args[0]] : [...c.args];
+        const args = e.shell ? [...(cfg(run.state).Shell ?? DEFAULT_SHELL), e.args[0]] : [...e.args];
         const keepCmd = run.cmdSet;
         return this.#step(run, 'ENTRYPOINT', text, { args, keepCmd }, async (s) => {
           cfg(s).Entrypoint = args;
@@ -484,35 +490,39 @@ class BuildRun {
         });
       }
       case 'HEALTHCHECK': {
-        const hc = c.test[0] === 'NONE'
+        const hc = e.test[0] === 'NONE'
           ? { Test: ['NONE'] }
           : {
-            Test: c.test,
-            ...(c.interval ? { Interval: c.interval } : {}), ...(c.timeout ? { Timeout: c.timeout } : {}),
-            ...(c.startPeriod ? { StartPeriod: c.startPeriod } : {}), ...(c.startInterval ? { StartInterval: c.startInterval } : {}),
-            ...(c.retries ? { Retries: c.retries } : {}),
+            Test: e.test,
+            ...(e.interval ? { Interval: e.interval } : {}), ...(e.timeout ? { Timeout: e.timeout } : {}),
+            ...(e.startPeriod ? { StartPeriod: e.startPeriod } : {}), ...(e.startInterval ? { StartInterval: e.startInterval } : {}),
+            ...(e.retries ? { Retries: e.retries } : {}),
           };
         return this.#step(run, 'HEALTHCHECK', text, hc, async (s) => ((cfg(s).Healthcheck = hc), {}));
       }
       case 'ONBUILD':
-        return this.#step(run, 'ONBUILD', text, c.expression, async (s) => {
-          cfg(s).OnBuild = [...(cfg(s).OnBuild ?? []), c.expression];
+        return this.#step(run, 'ONBUILD', text, e.expression, async (s) => {
+          cfg(s).OnBuild = [...(cfg(s).OnBuild ?? []), e.expression];
           return {};
         });
       case 'RUN':
-        return this.#run(run, c, text);
+        return this.#run(run, e, text);
       case 'COPY':
       case 'ADD':
-        return this.#copy(run, c, x, trigger);
+        return this.#copy(run, e);
     }
   }
 
   async #run(run: StageRun, c: Extract<Command, { kind: 'RUN' }>, text: string): Promise<void> {
     const conf = run.state.config.config ?? {};
     const shell = conf.Shell ?? DEFAULT_SHELL;
-    let args: string[];
-    if (!c.shell) args = [...c.args];
-    else args = [...shell, runScript(c.args[0], c.heredocs)];
+    let inv;
+    try {
+      inv = runInvocation(c);
+    } catch (err) {
+      throw invalidArgument(`${this.#req.dockerfileName}:${c.line}: ${(err as Error).message}`, err);
+    }
+    const args = inv.shell ? [...shell, inv.args[0]] : [...inv.args];
     // Build args in scope reach the command's environment (the image's ENV wins), and its key.
     const argEnv: string[] = [];
     for (const [k, v] of run.args) if (v !== undefined && envValue(conf.Env, k) === undefined) argEnv.push(`${k}=${v}`);
@@ -524,7 +534,7 @@ class BuildRun {
     const unsupported = c.mounts.find((m) => m.type !== 'secret');
     if (unsupported) throw invalidArgument(`${this.#req.dockerfileName}:${c.line}: RUN --mount=type=${unsupported.type} is not supported by berth yet`);
     const secretIds = secrets.map((m) => m.options.id ?? posix.basename(m.options.target ?? m.options.dst ?? m.options.destination ?? ''));
-    const op = { args, argEnv: argEnv.filter((e) => !PREDEFINED_ARGS.has(e.split('=', 1)[0])), secrets: secretIds, network: c.network ?? '' };
+    const op = { args, script: inv.script ?? null, argEnv: argEnv.filter((e) => !PREDEFINED_ARGS.has(e.split('=', 1)[0])), secrets: secretIds, network: c.network ?? '' };
     return this.#step(run, 'RUN', text, op, async (s) => {
       const env = [...(s.config.config?.Env ?? []), ...argEnv];
       if (!env.some((e) => e.startsWith('PATH='))) env.unshift(`PATH=${DEFAULT_PATH}`);
@@ -546,6 +556,14 @@ class BuildRun {
           await writeFile(file, value, { mode: Number.parseInt(m.options.mode ?? '0400', 8) });
           mounts.push({ type: 'bind', source: file, destination: target, readonly: true });
           stubs.push(target);
+        }
+        if (inv.script) {
+          // A lone heredoc starting with #! runs as its own program, mounted where /dev (a tmpfs) keeps it out of the layer.
+          await mkdir(secretDir, { recursive: true, mode: 0o700 });
+          const { writeFile } = await import('node:fs/promises');
+          const file = join(secretDir, 'script');
+          await writeFile(file, inv.script.content, { mode: 0o755 });
+          mounts.push({ type: 'bind', source: file, destination: inv.script.path, readonly: true });
         }
         this.#out.stream(` ---> Running in ${short(keyOf(run.key, text)).slice(0, 12)}\n`);
         const layer = await this.#layerStep(run, s, async (rootfs) => {
@@ -577,26 +595,29 @@ class BuildRun {
     });
   }
 
-  async #copy(run: StageRun, c: Extract<Command, { kind: 'COPY' | 'ADD' }>, x: (w: string) => string, _trigger: boolean): Promise<void> {
+  /** COPY and ADD, their words already expanded. */
+  async #copy(run: StageRun, c: Extract<Command, { kind: 'COPY' | 'ADD' }>): Promise<void> {
     const instr = c.kind;
     const conf = run.state.config.config ?? {};
-    const destRaw = x(c.dest);
+    const destRaw = c.dest;
     const dest = posix.resolve(conf.WorkingDir || '/', destRaw);
-    const heredocNames = new Set(c.heredocs.map((h) => h.name));
     const lookup = this.#lookup(run);
-    const inline: InlineFile[] = c.heredocs.map((h) => ({
-      name: h.name, mode: 0o644, content: Buffer.from(h.expand ? this.#expand(h.content, lookup) : h.content),
-    }));
-    const patterns = c.sources.filter((s) => !heredocNames.has(s.replace(/^<<-?["']?|["']$/g, ''))).map(x);
+    const inline: InlineFile[] = [];
+    const patterns: string[] = [];
+    for (const src of c.sources) {
+      const doc = heredocForSource(src, c.heredocs);
+      if (doc) inline.push({ name: doc.name, mode: 0o644, content: Buffer.from(doc.expand ? expandHeredoc(doc.content, lookup) : doc.content) });
+      else patterns.push(src);
+    }
     const urls = instr === 'ADD' ? patterns.filter(isUrl) : [];
     const local = patterns.filter((p) => !isUrl(p));
-    const chmod = c.chmod ? parseMode(x(c.chmod)) : undefined;
-    const chown = c.chown ? x(c.chown) : undefined;
+    const chmod = c.chmod ? parseMode(c.chmod) : undefined;
+    const chown = c.chown || undefined;
     const multi = c.sources.length > 1;
     let fromState: BuildState | undefined;
     let fromCtx = this.#req.context;
     let fromRoot: { root: string; release: () => Promise<void> } | undefined;
-    const from = c.from ? x(c.from) : undefined;
+    const from = c.from || undefined;
     try {
       if (from) {
         const dep = this.#stageByName(from, run.stage.index);
@@ -721,14 +742,6 @@ class BuildRun {
     }
     return out;
   }
-}
-
-/** A RUN's shell text: a heredoc as the whole command is the script; otherwise the shell reads the heredocs itself. */
-function runScript(cmd: string, heredocs: readonly Heredoc[]): string {
-  if (heredocs.length === 0) return cmd;
-  const only = heredocs.length === 1 && /^\s*<<-?\s*["']?[A-Za-z0-9_]+["']?\s*$/.test(cmd);
-  if (only) return heredocs[0].content;
-  return `${cmd}\n${heredocs.map((h) => `${h.content}${h.content.endsWith('\n') || h.content === '' ? '' : '\n'}${h.name}\n`).join('')}`;
 }
 
 function envValue(env: readonly string[] | undefined, name: string): string | undefined {

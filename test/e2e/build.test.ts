@@ -143,7 +143,7 @@ describe('docker build and berth build', () => {
     const dir = fixture('heredoc');
     for (const [ref, r] of [['here:berth', berthBuild(['-t', 'here:berth', dir])], ['here:docker', dockerBuild(['-t', 'here:docker', dir])]] as const) {
       assert.equal(r.code, 0, r.stderr + r.stdout);
-      assert.equal(runOut(ref, 'cat', '/data/greeting', '/etc/motd', '/etc/literal', '/data/tabs'), 'hello world\nWelcome, world.\nunexpanded ${WHO}\ntab-stripped\n');
+      assert.equal(runOut(ref, 'cat', '/data/greeting', '/etc/motd', '/etc/literal', '/data/tabs', '/etc/script'), 'hello world\nWelcome, world.\nunexpanded ${WHO}\ntab-stripped\nfrom a shebang script as 0\n');
       assert.equal(inspect(ref, '{{json .Config.Healthcheck}}'), '{"Test":["CMD-SHELL","test -f /data/greeting"],"Interval":5000000000,"Retries":2}');
       assert.equal(inspect(ref, '{{.Config.StopSignal}}'), 'SIGINT');
       assert.equal(inspect(ref, '{{json .Config.Volumes}}'), '{"/data":{}}');
@@ -350,6 +350,7 @@ describe('docker build and berth build', () => {
     const dir = join(work, 'multiarch');
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, 'Dockerfile'), 'ARG TARGETARCH\nFROM busybox:${TARGETARCH}\nARG TARGETPLATFORM\nRUN echo "$(uname -m) for $TARGETPLATFORM" > /arch\nCMD ["cat", "/arch"]\n');
+    const danglingBefore = d.berth(['images', '--filter', 'dangling=true', '-q']).stdout;
     const r = berthBuild(['--platform', 'linux/amd64,linux/arm64', '-t', 'multiarch:1', dir]);
     assert.equal(r.code, 0, r.stderr + r.stdout);
     assert.match(r.stdout, /Created image index sha256:[0-9a-f]{64} for linux\/amd64, linux\/arm64/);
@@ -360,6 +361,8 @@ describe('docker build and berth build', () => {
       assert.equal(run('linux/amd64').stdout, 'x86_64 for linux/amd64\n');
     }
     // The members are named by digest, so neither shows as a dangling image.
-    assert.equal(d.berth(['images', '--filter', 'dangling=true', '-q']).stdout.trim(), '');
+    assert.equal(d.berth(['images', '--filter', 'dangling=true', '-q']).stdout, danglingBefore);
+    assert.equal(d.berth(['image', 'prune', '-f']).code, 0);
+    assert.equal(d.berth(['run', '--rm', '--platform', 'linux/arm64', 'multiarch:1']).stdout, 'aarch64 for linux/arm64\n');
   });
 });
