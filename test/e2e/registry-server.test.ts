@@ -259,12 +259,11 @@ describe('registry serve: the OCI Distribution endpoints', () => {
     assert.equal(status.headers.get('range'), '0-99999');
     assert.equal(status.headers.get('docker-upload-uuid'), uuid);
 
-    const outOfOrder = await reg.fetch(location, { method: 'PATCH', body: data.subarray(200_000), headers: { 'Content-Range': '200000-299999' } });
-    assert.equal(outOfOrder.status, 416);
-    await outOfOrder.body?.cancel();
-    const mismatch = await reg.fetch(location, { method: 'PATCH', body: data.subarray(100_000, 200_000), headers: { 'Content-Range': '100000-100009' } });
-    assert.equal(mismatch.status, 416, 'a Content-Range that disagrees with the body length');
-    await mismatch.body?.cancel();
+    await expectError(await reg.fetch(location, { method: 'PATCH', body: data.subarray(200_000), headers: { 'Content-Range': '200000-299999' } }), 416, 'BLOB_UPLOAD_INVALID');
+    // A Content-Range that disagrees with the body's length.
+    await expectError(await reg.fetch(location, { method: 'PATCH', body: data.subarray(100_000, 200_000), headers: { 'Content-Range': '100000-100009' } }), 416, 'SIZE_INVALID');
+    await expectError(await reg.fetch(location, { method: 'PATCH', body: 'x', headers: { 'Content-Range': 'bytes=junk' } }), 416, 'BLOB_UPLOAD_INVALID');
+    assert.equal((await reg.fetch(location)).headers.get('range'), '0-99999', 'refused chunks left nothing behind');
 
     const second = await reg.fetch(location, { method: 'PATCH', body: data.subarray(100_000, 200_000), headers: { 'Content-Range': '100000-199999' } });
     assert.equal(second.status, 202);
@@ -721,6 +720,17 @@ describe('registry serve: the docker CLI through berthd', () => {
     const run1 = d.docker(['run', '--rm', '--network', 'none', `${reg.host}/lib/busybox@${digest}`, 'echo', 'pulled']);
     assert.equal(run1.code, 0, run1.stderr);
     assert.equal(run1.stdout.trim(), 'pulled');
+  });
+
+  it('docker search and berth search find repositories through the registry\'s /v1/search', () => {
+    for (const cli of [(a: string[]) => d.docker(a), (a: string[]) => d.berth(a)]) {
+      const r = cli(['search', `${reg.host}/busybox`]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(r.stdout.trim().split('\n').slice(1).map((l) => l.split(/\s+/)[0]), ['lib/busybox']);
+    }
+    const none = d.docker(['search', `${reg.host}/nothing-like-it`]);
+    assert.equal(none.code, 0);
+    assert.equal(none.stdout.trim().split('\n').length, 1, 'only the header');
   });
 
   it('pulls the arm64 image out of a two-platform list and runs it', () => {
