@@ -42,9 +42,11 @@ export async function serveRegistry(opts: ServeOptions): Promise<number> {
   }
 
   // The primary: recovery once (stale uploads, the token secret), then the workers.
-  const { store, uploads } = await prepareRegistry({ ...opts, auth });
+  const { driver, store, uploads } = await prepareRegistry({ ...opts, auth });
   const purged = opts.readOnly ? 0 : await uploads.purge(await store.catalog(), opts.uploadMaxAgeMs ?? 7 * 24 * 3600 * 1000);
   if (purged) opts.log.info('purged stale upload sessions', { count: purged });
+  const leftovers = opts.readOnly ? 0 : (await driver.recover?.()) ?? 0;
+  if (leftovers) opts.log.info('removed files a crash left half-written', { count: leftovers });
   cluster.schedulingPolicy = cluster.SCHED_NONE;
   let stopping = false;
   const ports = await Promise.all(Array.from({ length: opts.workers }, () => new Promise<number>((resolve, reject) => {

@@ -60,10 +60,12 @@ export async function prepareRegistry(opts: Omit<RegistryOptions, 'host' | 'port
 }
 
 export async function startRegistry(opts: RegistryOptions): Promise<RunningRegistry> {
-  const { store, uploads, handler } = await prepareRegistry(opts);
+  const { driver, store, uploads, handler } = await prepareRegistry(opts);
   // A read-only registry changes nothing on disk, stale uploads included.
   const purged = opts.readOnly ? 0 : await uploads.purge(await store.catalog(), opts.uploadMaxAgeMs ?? WEEK_MS);
   if (purged) opts.log.info('purged stale upload sessions', { count: purged });
+  const leftovers = opts.readOnly ? 0 : (await driver.recover?.()) ?? 0;
+  if (leftovers) opts.log.info('removed files a crash left half-written', { count: leftovers });
   const server = await listen(handler, opts);
   const port = (server.address() as AddressInfo).port;
   const scheme = opts.tls ? 'https' : 'http';

@@ -52,6 +52,12 @@ export interface StorageDriver {
    * (The filesystem driver recycles a few buffers per transfer; an S3 driver could omit it.)
    */
   send?(path: string, dest: Writable, range?: { start: number; end: number }): Promise<void>;
+  /**
+   * Optional: clears what a crash of any process left behind below the registry's view (the
+   * filesystem driver's half-written staging files; on S3, multipart uploads never completed).
+   * Safe while other processes serve the same storage. Returns how many leftovers it removed.
+   */
+  recover?(): Promise<number>;
 }
 
 /** Refuses anything but a clean relative path: defence in depth below the registry's own name checks. */

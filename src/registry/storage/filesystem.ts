@@ -36,6 +36,11 @@ function writeChunk(dest: Writable, chunk: Buffer): Promise<void> {
   });
 }
 
+/** Where small objects are staged before their rename; never a registry path (those are `blobs/…`, `repositories/…`, `auth/…`). */
+const TMP_DIR = '_tmp';
+/** A staged file older than this belongs to no live write: writes of small objects take milliseconds. */
+const STALE_TMP_MS = 60_000;
+
 /** Large reads, few system calls: blobs are read in 1 MiB pieces. */
 const READ_CHUNK = 1 << 20;
 
@@ -43,8 +48,25 @@ export class FilesystemDriver implements StorageDriver {
   readonly name = 'filesystem';
   readonly root: string;
 
+  #tmp: string;
+
   constructor(root: string) {
     this.root = root;
+    this.#tmp = join(root, TMP_DIR);
+  }
+
+  async recover(): Promise<number> {
+    let n = 0;
+    const cutoff = Date.now() - STALE_TMP_MS;
+    for (const name of await readdir(this.#tmp).catch(() => [] as string[])) {
+      const p = join(this.#tmp, name);
+      const st = await stat(p).catch(() => undefined);
+      if (st && st.mtimeMs < cutoff) {
+        await rm(p, { force: true });
+        n++;
+      }
+    }
+    return n;
   }
 
   #abs(path: string): string {
@@ -63,7 +85,10 @@ export class FilesystemDriver implements StorageDriver {
   async putContent(path: string, data: string | Uint8Array): Promise<void> {
     const abs = this.#abs(path);
     await mkdir(dirname(abs), { recursive: true });
-    const tmp = `${abs}.${randomBytes(6).toString('hex')}.tmp`;
+    // Staged in one directory of the same filesystem (so the rename is atomic), where `recover`
+    // finds whatever a crash left half-written.
+    await mkdir(this.#tmp, { recursive: true });
+    const tmp = join(this.#tmp, randomBytes(12).toString('hex'));
     const fh = await open(tmp, 'w', 0o644);
     try {
       await fh.writeFile(data);
@@ -134,7 +159,7 @@ export class FilesystemDriver implements StorageDriver {
 
   async list(path: string): Promise<string[]> {
     try {
-      return (await readdir(this.#abs(path))).filter((n) => !n.endsWith('.tmp'));
+      return await readdir(this.#abs(path));
     } catch (e) {
       if (errno(e) === 'ENOENT' || errno(e) === 'ENOTDIR') return [];
       throw e;
