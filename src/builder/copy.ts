@@ -4,10 +4,12 @@
 // - several sources, or a wildcard, need a destination ending in `/`;
 // - a destination ending in `/`, or an existing directory, receives files under their base names;
 // - new files are owned by root unless --chown says otherwise, and keep their mode unless --chmod does.
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, type Stats } from 'node:fs';
 import { chmod, copyFile, lchown, lstat, lutimes, mkdir, readdir, readlink, rm, symlink, writeFile } from 'node:fs/promises';
 import { posix } from 'node:path';
+import { promisify } from 'node:util';
 import { errno, invalidArgument, notFound } from '../common/errors.ts';
 import { resolveInRoot } from '../diff/extract.ts';
 import type { BuildContext } from './context.ts';
@@ -28,6 +30,8 @@ export interface ResolvedSource {
   st: Stats;
   /** For a directory: everything below it, in sorted order, .dockerignore applied. */
   children: CopyEntry[];
+  /** Nothing below it was left out (ignored, or a socket or fifo): a plain recursive copy gives the same tree. */
+  complete: boolean;
 }
 
 export interface InlineFile {
@@ -66,23 +70,27 @@ function globRegExp(pattern: string): RegExp {
 }
 
 /** Everything below `host` (a directory), sorted, leaving out what .dockerignore excludes. */
-async function walk(ctx: BuildContext, host: string, ctxRel: string, rel = '', out: CopyEntry[] = []): Promise<CopyEntry[]> {
+async function walk(ctx: BuildContext, host: string, ctxRel: string, rel = '', out: CopyEntry[] = [], state = { complete: true }): Promise<{ entries: CopyEntry[]; complete: boolean }> {
   const names = (await readdir(host)).sort();
-  for (const name of names) {
+  // Stat a directory's children together: one at a time, a tree of small files is all waiting.
+  const stats = await Promise.all(names.map((name) => lstat(`${host}/${name}`)));
+  for (const [i, name] of names.entries()) {
     const childCtx = ctxRel ? `${ctxRel}/${name}` : name;
     const childHost = `${host}/${name}`;
-    const st = await lstat(childHost);
+    const st = stats[i];
     if (ctx.ignore.ignores(childCtx, st.isDirectory())) {
+      state.complete = false;
       // An ignored directory may still hold a re-included file (`!` patterns); skip it only when none can.
       if (!st.isDirectory() || ctx.ignore.canSkipDir(childCtx)) continue;
-      await walk(ctx, childHost, childCtx, rel ? `${rel}/${name}` : name, out);
+      await walk(ctx, childHost, childCtx, rel ? `${rel}/${name}` : name, out, state);
       continue;
     }
+    if (!st.isDirectory() && !st.isFile() && !st.isSymbolicLink()) state.complete = false;
     const childRel = rel ? `${rel}/${name}` : name;
     out.push({ host: childHost, st, rel: childRel });
-    if (st.isDirectory()) await walk(ctx, childHost, childCtx, childRel, out);
+    if (st.isDirectory()) await walk(ctx, childHost, childCtx, childRel, out, state);
   }
-  return out;
+  return { entries: out, complete: state.complete };
 }
 
 /** Context paths matching a wildcard pattern, in sorted order. */
@@ -144,7 +152,8 @@ export async function resolveSources(ctx: BuildContext, patterns: readonly strin
       if (p !== '' && ctx.ignore.ignores(p, st.isDirectory())) {
         throw notFound(`${instruction} failed: file not found in build context or excluded by .dockerignore: stat ${p}: file does not exist`);
       }
-      sources.push({ path: p || '.', host, st, children: st.isDirectory() ? await walk(ctx, host, p) : [] });
+      const tree = st.isDirectory() ? await walk(ctx, host, p) : { entries: [], complete: true };
+      sources.push({ path: p || '.', host, st, children: tree.entries, complete: tree.complete });
     }
   }
   return { sources, wildcard };
@@ -208,6 +217,12 @@ export async function copyInto(root: string, sources: readonly ResolvedSource[],
     if (s.st.isDirectory()) {
       await ensureDir(root, opts.dest, owner, opts.mode);
       const base = await resolveInRoot(root, opts.dest);
+      if (s.complete && (await readdir(base)).length === 0) {
+        // Into an empty directory, a whole tree needs no merging and has no symlink of the image's
+        // to follow: one cp does it (root-owned, modes and times kept) far faster than a call per file.
+        await copyTree(s.host, base, opts.owner, opts.mode);
+        continue;
+      }
       await mapLimit(s.children.filter((c) => c.st.isDirectory()), 1, (c) => place(`${base}/${c.rel}`, c, owner, opts.mode));
       await mapLimit(s.children.filter((c) => !c.st.isDirectory()), 16, (c) => place(`${base}/${c.rel}`, c, owner, opts.mode));
       // Directory times last: writing into a directory changes its mtime.
@@ -227,6 +242,18 @@ export async function copyInto(root: string, sources: readonly ResolvedSource[],
     await chmod(host, opts.mode ?? f.mode);
     await lchown(host, owner.uid, owner.gid);
     if (f.mtime) await lutimes(host, f.mtime, f.mtime);
+  }
+}
+
+const exec = promisify(execFile);
+
+async function copyTree(src: string, dest: string, owner: { uid: number; gid: number } | undefined, mode: number | undefined): Promise<void> {
+  try {
+    await exec('cp', ['-R', '-P', '--preserve=mode,timestamps,links', '--no-preserve=ownership', '--', `${src}/.`, `${dest}/`]);
+    if (owner) await exec('chown', ['-R', '-h', `${owner.uid}:${owner.gid}`, '--', dest]);
+    if (mode !== undefined) await exec('chmod', ['-R', mode.toString(8), '--', dest]);
+  } catch (e) {
+    throw invalidArgument(`copying ${src}: ${(e as { stderr?: string }).stderr?.trim() || (e as Error).message}`, e);
   }
 }
 

@@ -78,6 +78,28 @@ async function* fileBody(path: string, size: number): AsyncGenerator<Buffer> {
   }
 }
 
+/** Files up to this size are read whole, a directory's worth at once: a stream per small file costs more than its bytes. */
+const SMALL_FILE = 256 << 10;
+/** How many of a directory's children are stat'ed and read at once. */
+const BATCH = 64;
+
+/** Reads a small file whole, opened without following a symlink. */
+async function readSmall(path: string, size: number): Promise<Buffer> {
+  const fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  try {
+    const buf = Buffer.allocUnsafe(size);
+    let off = 0;
+    while (off < size) {
+      const { bytesRead } = await fh.read(buf, off, size - off, off);
+      if (bytesRead === 0) break;
+      off += bytesRead;
+    }
+    return off === size ? buf : buf.subarray(0, off);
+  } finally {
+    await fh.close();
+  }
+}
+
 /** Decodes getfattr's `\ooo` escapes in a dumped path. */
 function unescapeDump(s: string): string {
   const bytes: number[] = [];
@@ -140,6 +162,8 @@ export async function* walkTree(root: string, opts: WalkOptions = {}): AsyncGene
   const pattern = layer ? '^(security\\.capability|trusted\\.overlay\\.opaque)$' : '^security\\.capability$';
   const xattrs = opts.xattrs === false ? new Map<string, Record<string, Buffer>>() : await readXattrs(root, pattern);
   const links = new Map<string, string>();
+  /** Small files' bytes, read ahead with their directory's batch. */
+  const prefetched = new Map<string, Buffer>();
   /** Directories walked into but not yet emitted (prunable ones wait for a child). */
   const pending: TreeNode[] = [];
 
@@ -159,7 +183,7 @@ export async function* walkTree(root: string, opts: WalkOptions = {}): AsyncGene
       ...(type === 'file' ? { size: st.size } : {}), ...(Object.keys(x).length ? { xattrs: x } : {}),
     };
     const entry: TarWriteEntry = { header };
-    if (type === 'file' && st.size > 0) entry.body = fileBody(abs(rel), st.size);
+    if (type === 'file' && st.size > 0) entry.body = prefetched.get(rel) ?? fileBody(abs(rel), st.size);
     return { rel, entry };
   }
 
@@ -216,16 +240,22 @@ export async function* walkTree(root: string, opts: WalkOptions = {}): AsyncGene
       if (errno(e) === 'ENOENT') names = [];
       else throw e;
     }
-    for (const child of names) {
-      const crel = join(rel, child);
-      let cst: Stats;
-      try {
-        cst = await lstat(abs(crel));
-      } catch (e) {
-        if (errno(e) === 'ENOENT') continue; // gone while we walked (a running container)
+    // Children are stat'ed, and small files read, a batch at a time: one at a time, a tree of small files is all waiting.
+    for (let i = 0; i < names.length; i += BATCH) {
+      const batch = names.slice(i, i + BATCH).map((child) => join(rel, child));
+      const stats = await Promise.all(batch.map((crel) => lstat(abs(crel)).catch((e) => {
+        if (errno(e) === 'ENOENT') return undefined; // gone while we walked (a running container)
         throw e;
+      })));
+      const small = (st: Stats | undefined) => st?.isFile() === true && st.size > 0 && st.size <= SMALL_FILE && !(layer && st.isCharacterDevice());
+      const bodies = await Promise.all(batch.map((crel, j) => (small(stats[j]) ? readSmall(abs(crel), stats[j]!.size) : undefined)));
+      for (const [j, crel] of batch.entries()) {
+        const cst = stats[j];
+        if (!cst) continue;
+        if (bodies[j]) prefetched.set(crel, bodies[j]!);
+        yield* visit(crel, cst);
+        prefetched.delete(crel);
       }
-      yield* visit(crel, cst);
     }
     // Nothing below a prunable directory was kept: it goes too.
     if (pending.length > depth) pending.length = depth;
