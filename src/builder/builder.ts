@@ -142,6 +142,43 @@ export class Builder {
     }
     return new BuildRun(this.#d, req, out, df).run();
   }
+
+  /**
+   * `--squash`: the whole image as one layer (the merged root filesystem), its history kept with
+   * every earlier entry marked as making no layer.
+   */
+  async squash(state: BuildState, lease: Lease, signal?: AbortSignal): Promise<BuildState> {
+    const d = this.#d;
+    const top = await d.unpacker.unpack(state.layers, signal);
+    const key = `build-view-${randomBytes(8).toString('hex')}`;
+    lease.snapshots.add(key);
+    const root = join(d.scratch, key);
+    await mkdir(root, { recursive: true });
+    try {
+      if (top) await mountRootfs(await d.snapshots.view(key, top), root);
+      const ing = await d.content.ingest();
+      let blob;
+      try {
+        const { treeTar } = await import('../diff/tree.ts');
+        for await (const chunk of treeTar(root, { signal })) await ing.write(chunk);
+        blob = await ing.commit({}, (dg) => lease.blobs.add(dg));
+      } catch (e) {
+        await ing.abort();
+        throw e;
+      }
+      const layer: LayerRecord = { blob: blob.digest, diffId: blob.digest, size: blob.size, unpackedSize: blob.size, mediaType: MediaType.OciLayer };
+      const config = structuredClone(state.config);
+      const created = new Date().toISOString();
+      config.rootfs = { type: 'layers', diff_ids: [layer.diffId] };
+      config.history = [...(config.history ?? []).map((h) => ({ ...h, empty_layer: true })), { created, created_by: 'berth build --squash', comment: 'merge' }];
+      config.created = created;
+      return { config, layers: [layer] };
+    } finally {
+      if (top) await unmountRootfs(root).catch(() => unmountRootfs(root, true)).catch(() => {});
+      await rm(root, { recursive: true, force: true }).catch(() => {});
+      if (d.snapshots.stat(key)) await d.snapshots.remove(key).catch(() => {});
+    }
+  }
 }
 
 class BuildRun {

@@ -29,6 +29,8 @@ export interface BuildOptions {
   noCache: boolean;
   pull: boolean;
   platform?: string;
+  /** Flatten the result into one layer. */
+  squash?: boolean;
   secrets?: Map<string, Buffer>;
   signal?: AbortSignal;
 }
@@ -133,7 +135,8 @@ export class BuildService {
           platform, secrets: opts.secrets, lease, signal: abort.signal,
         }, out);
         for (const w of result.warnings) if (!warnings.includes(w)) warnings.push(w);
-        members.push({ ...(await this.#createImage(result.state, platforms.length > 1 ? [] : opts.tags)), platform });
+        const state = opts.squash ? await d.builder.squash(result.state, lease, abort.signal) : result.state;
+        members.push({ ...(await this.#createImage(state, platforms.length > 1 ? [] : opts.tags)), platform });
       }
       for (const w of warnings) out.stream(`${w}\n`);
       if (members.length === 1) return { id: members[0].id, warnings };

@@ -365,4 +365,14 @@ describe('docker build and berth build', () => {
     assert.equal(d.berth(['image', 'prune', '-f']).code, 0);
     assert.equal(d.berth(['run', '--rm', '--platform', 'linux/arm64', 'multiarch:1']).stdout, 'aarch64 for linux/arm64\n');
   });
+
+  test('--squash flattens the image into one layer with the same files', () => {
+    const dir = fixture('multistage');
+    const r = berthBuild(['--squash', '-t', 'squashed:1', dir]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(inspect('squashed:1', '{{len .RootFS.Layers}}'), '1');
+    assert.equal(runOut('squashed:1'), 'alpha\nbeta\nversion 1.0\n');
+    // Deleted files stay deleted in the flattened layer.
+    assert.equal(d.berth(['run', '--rm', '--entrypoint', 'ls', 'squashed:1', '/bin/vi']).code, 1);
+  });
 });

@@ -45,6 +45,7 @@ export function buildRoutes(builds: BuildService): Route[] {
             noCache: bool(q.get('nocache')),
             pull: bool(q.get('pull')),
             platform: q.get('platform') || undefined,
+            squash: bool(q.get('squash')),
             secrets,
             signal: ctx.signal,
           }, {
