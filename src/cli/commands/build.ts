@@ -275,10 +275,9 @@ Options:
       else if (display) ctx.io.err(`=> writing image ${id}\n${(values.tag ?? []).map((t) => `=> naming to ${t}\n`).join('')}`);
       for (const o of outputs) await exportImage(ctx, id, o);
       if (values.push) {
-        const { pushImage } = await import('./pull-push.ts') as unknown as { pushImage?: (c: CommandContext, name: string) => Promise<void> };
-        if (!pushImage) throw new CliError('--push is not available in this build of berth');
         if (!values.tag?.length) throw new CliError('--push needs a name: use -t');
-        for (const t of values.tag) await pushImage(ctx, t);
+        const { push } = await import('./pull-push.ts');
+        for (const t of values.tag) await push.run({ ...ctx, name: 'berth push', args: [...(progress === 'quiet' ? ['-q'] : []), t] });
       }
     } finally {
       if (tmp) await rm(tmp, { recursive: true, force: true });
