@@ -3,7 +3,7 @@ import { invalidArgument, notFound } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
 import type { ContentStore } from '../content/store.ts';
 import type { Credentials, Repository } from '../distribution/types.ts';
-import type { Descriptor, Manifest } from '../images/oci.ts';
+import { type Descriptor, type Index, type Manifest, MediaType } from '../images/oci.ts';
 import {
   type Reference, familiarRepository, familiarString, parseStoredRef, repositoryName, withDefaultTag,
 } from '../images/reference.ts';
@@ -78,10 +78,29 @@ export class PushService {
     const repo = this.#registry(opts.credentials, opts.signal).repository(ref, ['pull', 'push']);
     const result: PushResult = { pushed: [], uploaded: [] };
     for (const t of targets) {
-      const r = await this.#pushOne(repo, t.ref, t.image, progress, result.uploaded, opts.signal);
+      const index = this.#images.indexOf(familiarString(t.ref));
+      const r = index
+        ? await this.#pushIndex(repo, t.ref, index, progress, result.uploaded, opts.signal)
+        : await this.#pushOne(repo, t.ref, t.image, progress, result.uploaded, opts.signal);
       result.pushed.push(r);
     }
     return result;
+  }
+
+  /** A multi-platform tag: every member by digest, then the index under the tag, as `docker buildx --push` sends it. */
+  async #pushIndex(repo: Repository, ref: Reference, index: Digest, progress: ProgressSink, uploaded: Digest[], signal?: AbortSignal) {
+    const bytes = await this.#content.readBytes(index);
+    const parsed = JSON.parse(bytes.toString('utf8')) as Index;
+    for (const m of parsed.manifests) {
+      const image = this.#images.byManifest(m.digest);
+      if (!image) throw notFound(`the image for ${m.digest} in ${familiarString(ref)}'s index is missing from the local store`);
+      await this.#pushOne(repo, { ...ref, tag: undefined, digest: m.digest }, image, progress, uploaded, signal);
+    }
+    const digest = await repo.putManifest(ref.tag!, bytes, parsed.mediaType ?? MediaType.OciIndex);
+    progress({ status: `${ref.tag}: digest: ${digest} size: ${bytes.length}` });
+    progress({ progressDetail: {}, aux: { Tag: ref.tag, Digest: digest, Size: bytes.length } });
+    this.#events.emit('image', 'push', familiarString(ref), { name: familiarRepository(ref) });
+    return { tag: ref.tag!, digest, size: bytes.length };
   }
 
   async #pushOne(repo: Repository, ref: Reference, image: ImageRecord, progress: ProgressSink, uploaded: Digest[], signal?: AbortSignal) {
@@ -111,7 +130,9 @@ export class PushService {
     signal?.throwIfAborted();
     await this.#sendBlob(repo, ref, manifest.config, () => {}, []);
 
-    const digest = await repo.putManifest(ref.tag!, bytes, image.manifestMediaType);
+    // A member of an index goes by its digest; the index's own put names the tag.
+    const digest = await repo.putManifest(ref.tag ?? ref.digest!, bytes, image.manifestMediaType);
+    if (!ref.tag) return { tag: '', digest, size: bytes.length };
     progress({ status: `${ref.tag}: digest: ${digest} size: ${bytes.length}` });
     progress({ progressDetail: {}, aux: { Tag: ref.tag, Digest: digest, Size: bytes.length } });
     this.#images.addDigestRef(image.id, { domain: ref.domain, path: ref.path, digest });

@@ -375,4 +375,36 @@ describe('docker build and berth build', () => {
     // Deleted files stay deleted in the flattened layer.
     assert.equal(d.berth(['run', '--rm', '--entrypoint', 'ls', 'squashed:1', '/bin/vi']).code, 1);
   });
+
+  test('a two-platform build pushed with --push to berth registry serve is an index of both platforms, and pulls back per platform', async () => {
+    const root = join(work, 'registry-root');
+    const server = spawn(BERTH, ['registry', 'serve', '--listen', '127.0.0.1:0', '--root', root], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      const port = await new Promise<number>((resolve, reject) => {
+        let out = '';
+        server.stdout!.on('data', (c) => {
+          out += c;
+          const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(out);
+          if (m) resolve(Number(m[1]));
+        });
+        server.once('exit', (code) => reject(new Error(`registry exited with ${code}`)));
+      });
+      const name = `127.0.0.1:${port}/multiarch:1`;
+      const dir = join(work, 'multiarch');
+      const r = berthBuild(['--platform', 'linux/amd64,linux/arm64', '-t', name, '--push', dir]);
+      assert.equal(r.code, 0, r.stderr + r.stdout);
+      const m = d.docker(['manifest', 'inspect', '--insecure', name]);
+      assert.equal(m.code, 0, m.stderr);
+      const index = JSON.parse(m.stdout) as { mediaType: string; manifests: { platform: { architecture: string; os: string } }[] };
+      assert.equal(index.mediaType, 'application/vnd.oci.image.index.v1+json');
+      assert.deepEqual(index.manifests.map((x) => `${x.platform.os}/${x.platform.architecture}`), ['linux/amd64', 'linux/arm64']);
+      // Gone locally, then back from the registry for one platform.
+      assert.equal(d.berth(['rmi', name]).code, 0);
+      const pulled = d.docker(['pull', '--platform', 'linux/arm64', name]);
+      assert.equal(pulled.code, 0, pulled.stderr);
+      assert.equal(d.docker(['run', '--rm', '--platform', 'linux/arm64', name]).stdout, 'aarch64 for linux/arm64\n');
+    } finally {
+      server.kill();
+    }
+  });
 });
