@@ -49,7 +49,7 @@ export class BuildContext {
     const dir = join(scratch, `build-context-${randomBytes(6).toString('hex')}`);
     await mkdir(dir, { recursive: true, mode: 0o700 });
     try {
-      await extractInto(dir, '/', decompress(source), { signal });
+      await extractInto(dir, '/', decompress(source), { signal, lenientEnd: true });
       return new BuildContext(dir, await loadIgnore(dir), () => rm(dir, { recursive: true, force: true }));
     } catch (e) {
       await rm(dir, { recursive: true, force: true });

@@ -528,3 +528,34 @@ describe('tar performance', () => {
     t.diagnostic(`readTar: ${(bytes / 1e6).toFixed(0)} MB of bodies, ${count} entries in ${secs.toFixed(2)} s = ${(bytes / 1e6 / secs).toFixed(0)} MB/s`);
   });
 });
+
+describe('tar lenientEnd (the docker CLI build context)', () => {
+  const unpadded = async (): Promise<Buffer> => {
+    const chunks: Buffer[] = [];
+    for await (const c of writeTar((async function* () {
+      yield { header: { name: 'a.txt', type: 'file' as const, mode: 0o644, size: 3 }, body: Buffer.from('abc') };
+      yield { header: { name: 'Dockerfile', type: 'file' as const, mode: 0o600, size: 13 }, body: Buffer.from('FROM busybox\n') };
+    })())) chunks.push(c);
+    const full = Buffer.concat(chunks);
+    // Cut after the last body: no padding, no end blocks, as the docker CLI sends a context with -f outside it.
+    return full.subarray(0, 512 + 512 + 512 + 13);
+  };
+  const read = async (buf: Buffer, lenientEnd: boolean) => {
+    const out: string[] = [];
+    for await (const e of readTar((async function* () { yield buf; })(), { lenientEnd })) {
+      let body = '';
+      for await (const c of e.body) body += c.toString();
+      out.push(`${e.header.name}=${body}`);
+    }
+    return out;
+  };
+  test('an unpadded last entry is refused by default and accepted with lenientEnd', async () => {
+    const buf = await unpadded();
+    await assert.rejects(read(buf, false), /truncated in entry "Dockerfile"/);
+    assert.deepEqual(await read(buf, true), ['a.txt=abc', 'Dockerfile=FROM busybox\n']);
+  });
+  test('a body cut short is refused even with lenientEnd', async () => {
+    const buf = (await unpadded()).subarray(0, 512 + 512 + 512 + 5);
+    await assert.rejects(read(buf, true), /truncated in entry "Dockerfile"/);
+  });
+});

@@ -175,12 +175,14 @@ class EntryBody implements AsyncIterable<Buffer> {
   #padding: number;
   #finished = false;
   #abandoned = false;
+  #lenientEnd: boolean;
 
-  constructor(r: ChunkReader, name: string, size: number) {
+  constructor(r: ChunkReader, name: string, size: number, lenientEnd = false) {
     this.#r = r;
     this.#name = name;
     this.#remaining = size;
     this.#padding = padding(size);
+    this.#lenientEnd = lenientEnd;
   }
 
   async *[Symbol.asyncIterator](): AsyncGenerator<Buffer> {
@@ -201,7 +203,9 @@ class EntryBody implements AsyncIterable<Buffer> {
     const want = this.#remaining + this.#padding;
     this.#abandoned = this.#remaining > 0;
     this.#remaining = 0;
-    if ((await this.#r.skip(want)) !== want) throw invalid(`truncated in entry ${JSON.stringify(this.#name)}`);
+    const got = await this.#r.skip(want);
+    // With lenientEnd, a stream may stop right after the last body, unpadded (the docker CLI's build context does).
+    if (got !== want && !(this.#lenientEnd && got >= this.#remaining)) throw invalid(`truncated in entry ${JSON.stringify(this.#name)}`);
   }
 }
 
@@ -385,7 +389,7 @@ const HEADER_ONLY: Record<string, TarEntryType> = {
  */
 export async function* readTar(
   source: AsyncIterable<Buffer | Uint8Array>,
-  opts: { signal?: AbortSignal } = {},
+  opts: { signal?: AbortSignal; /** Accept a last entry without its padding and end blocks. */ lenientEnd?: boolean } = {},
 ): AsyncGenerator<TarEntry> {
   const r = new ChunkReader(source, opts.signal);
   const global: PaxAttrs = {};
@@ -513,7 +517,7 @@ export async function* readTar(
         const want = rawSize + padding(rawSize);
         if ((await r.skip(want)) !== want) throw invalid(`truncated in entry ${fieldName}`);
       }
-      const body = new EntryBody(r, name, hasBody ? rawSize : 0);
+      const body = new EntryBody(r, name, hasBody ? rawSize : 0, opts.lenientEnd);
       previous = name;
       yield { header, body };
       await body.finish();

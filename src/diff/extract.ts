@@ -68,6 +68,8 @@ export interface ExtractOptions {
   noOverwriteDirNonDir?: boolean;
   /** Owner of every extracted entry; the tar's own owners when unset. */
   owner?: { uid: number; gid: number };
+  /** Accept a tar whose last entry lacks its padding and end blocks (the docker CLI's build context). */
+  lenientEnd?: boolean;
   signal?: AbortSignal;
 }
 
@@ -98,7 +100,7 @@ export async function extractInto(root: string, dir: string, source: AsyncIterab
   const checker = new LayerChecker();
   const dirTimes: [string, number][] = [];
   let entries = 0;
-  for await (const entry of readTar(source, { signal: opts.signal })) {
+  for await (const entry of readTar(source, { signal: opts.signal, lenientEnd: opts.lenientEnd })) {
     const h = entry.header;
     checker.check(h);
     if (h.type === 'char' || h.type === 'block') throw invalidArgument(`tar entry ${JSON.stringify(h.name)} is a device; devices cannot be copied into a container`);

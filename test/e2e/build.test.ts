@@ -407,4 +407,20 @@ describe('docker build and berth build', () => {
       server.kill();
     }
   });
+
+  test('-f names a Dockerfile outside the context, through both CLIs', () => {
+    const ctx = join(work, 'f-ctx');
+    mkdirSync(ctx, { recursive: true });
+    writeFileSync(join(ctx, 'data.txt'), 'from the context\n');
+    const df = join(work, 'elsewhere.Dockerfile');
+    writeFileSync(df, 'FROM busybox\nCOPY data.txt /data.txt\nCMD ["cat", "/data.txt"]\n');
+    for (const [ref, r] of [['fout:berth', berthBuild(['-f', df, '-t', 'fout:berth', ctx])], ['fout:docker', dockerBuild(['-f', df, '-t', 'fout:docker', ctx])]] as const) {
+      assert.equal(r.code, 0, r.stderr + r.stdout);
+      assert.equal(runOut(ref), 'from the context\n');
+    }
+    // A Dockerfile from stdin.
+    const stdin = d.berth(['build', '-q', '-f', '-', '-t', 'fout:stdin', ctx], { input: 'FROM busybox\nCOPY data.txt /d\n' });
+    assert.equal(stdin.code, 0, stdin.stderr);
+    assert.equal(runOut('fout:stdin', 'cat', '/d'), 'from the context\n');
+  });
 });

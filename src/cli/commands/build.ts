@@ -57,7 +57,9 @@ class LiveProgress {
   }
 
   output(text: string): void {
-    this.#tail = [...this.#tail, ...text.split('\n').filter((l) => l.trim() !== '')].slice(-5);
+    // The classic builder's own markers (` ---> …`, `Step N/M`) are the display's job; only the step's output is shown.
+    const lines = text.split('\n').filter((l) => l.trim() !== '' && !/^ ---> |^Step \d+\/\d+ : /.test(l));
+    this.#tail = [...this.#tail, ...lines].slice(-5);
   }
 
   /** Prints above the live block. */
