@@ -7,6 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { BERTH, ROOT, TestDaemon, busyboxRootfs, importBusybox } from '../helpers/daemon.ts';
+import { device, file, symlink as symlinkEntry, tarBytes } from '../helpers/tars.ts';
+import { request } from 'node:http';
 
 const FIXTURES = join(ROOT, 'test', 'fixtures', 'build');
 const LEGACY = { DOCKER_BUILDKIT: '0' };
@@ -422,5 +424,34 @@ describe('docker build and berth build', () => {
     const stdin = d.berth(['build', '-q', '-f', '-', '-t', 'fout:stdin', ctx], { input: 'FROM busybox\nCOPY data.txt /d\n' });
     assert.equal(stdin.code, 0, stdin.stderr);
     assert.equal(runOut('fout:stdin', 'cat', '/d'), 'from the context\n');
+  });
+
+  test('a hostile context tar (../, a write through a symlink, a device) is refused and writes nothing outside', async () => {
+    const post = (body: Buffer) => new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = request({ socketPath: d.socket, method: 'POST', path: '/build?t=hostile', headers: { 'Content-Type': 'application/x-tar', Host: 'berth' } }, (res) => {
+        let text = '';
+        res.on('data', (c) => (text += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+    const dockerfile = file('Dockerfile', 'FROM busybox\nCOPY . /ctx\n');
+    const victim = join(work, 'victim');
+    mkdirSync(victim, { recursive: true });
+    const cases = [
+      [dockerfile, file('../../../../../../../../tmp/escaped-by-build', 'x')],
+      [dockerfile, symlinkEntry('out', victim), file('out/written', 'x')],
+      [dockerfile, device('null', 1, 3)],
+    ];
+    for (const entries of cases) {
+      const r = await post(await tarBytes(entries));
+      assert.equal(r.status, 400, r.text);
+      assert.match(r.text, /unable to read the build context/);
+    }
+    assert.equal(existsSync('/tmp/escaped-by-build'), false);
+    assert.deepEqual(readdirSync(victim), []);
+    // Nothing of them is left in the daemon's scratch space.
+    assert.deepEqual(readdirSync(join(d.dataRoot, 'tmp')).filter((n) => n.startsWith('build-context-')), []);
   });
 });
