@@ -81,7 +81,7 @@ export async function startRegistry(opts: RegistryOptions): Promise<RunningRegis
 
 /** Binds an HTTP or HTTPS server with timeouts fit for a registry: long uploads, bounded idle. */
 export async function listen(handler: Parameters<typeof createHttpServer>[1] & object, opts: Pick<RegistryOptions, 'host' | 'port' | 'tls'>): Promise<Server> {
-  const serverOpts = { keepAliveTimeout: 30_000, requestTimeout: 0, headersTimeout: 60_000, highWaterMark: 1 << 20 };
+  const serverOpts = { keepAliveTimeout: 30_000, requestTimeout: 0, headersTimeout: 60_000 };
   const server: Server = opts.tls
     ? createHttpsServer({ ...serverOpts, cert: await readFile(opts.tls.cert), key: await readFile(opts.tls.key) }, handler) as unknown as Server
     : createHttpServer(serverOpts, handler);

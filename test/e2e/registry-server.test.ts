@@ -803,6 +803,28 @@ describe('registry serve: crash safety', () => {
   });
 });
 
+describe('registry serve: memory under load', () => {
+  it('16 concurrent 16 MiB uploads and 48 concurrent downloads keep the server under 300 MiB, every byte right', async () => {
+    const reg = await Registry.start(join(TMP, 'load'));
+    try {
+      const hwm = () => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${reg.proc.pid}/status`, 'utf8'))![1]) / 1024;
+      const blobs = Array.from({ length: 16 }, () => randomBytes(16 << 20));
+      await Promise.all(blobs.map((b, i) => pushBlob(reg, `load/r${i}`, b)));
+      const get = (i: number) => new Promise<string>((resolve, reject) => {
+        httpRequest({ host: '127.0.0.1', port: reg.port, path: `/v2/load/r${i % 16}/blobs/${sha256(blobs[i % 16])}`, agent: false }, (res) => {
+          const h = createHash('sha256');
+          res.on('data', (c) => h.update(c)).on('end', () => resolve(`sha256:${h.digest('hex')}`));
+        }).on('error', reject).end();
+      });
+      const got = await Promise.all(Array.from({ length: 48 }, (_, i) => get(i)));
+      got.forEach((g, i) => assert.equal(g, sha256(blobs[i % 16])));
+      assert.ok(hwm() < 300, `peak RSS ${hwm().toFixed(0)} MiB`);
+    } finally {
+      await reg.stop();
+    }
+  });
+});
+
 describe('registry gc', () => {
   it('after a manifest is deleted, --dry-run lists its unique blobs and removes nothing; gc removes them; shared blobs stay', async () => {
     const root = join(TMP, 'gc');

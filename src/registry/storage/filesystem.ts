@@ -41,6 +41,9 @@ const TMP_DIR = '_tmp';
 /** A staged file older than this belongs to no live write: writes of small objects take milliseconds. */
 const STALE_TMP_MS = 60_000;
 
+/** An upload's writes: enough to keep the disk busy, small enough that many concurrent uploads stay cheap. */
+const WRITE_CHUNK = 256 << 10;
+
 /** Large reads, few system calls: blobs are read in 1 MiB pieces. */
 const READ_CHUNK = 1 << 20;
 
@@ -182,7 +185,7 @@ export class FilesystemDriver implements StorageDriver {
     await mkdir(dirname(abs), { recursive: true });
     // A numeric descriptor: a stream over a FileHandle keeps it busy, and its sync would wait on that.
     const fd = await openFd(abs, 'a', 0o644);
-    const stream = createWriteStream(abs, { fd, autoClose: false, highWaterMark: READ_CHUNK });
+    const stream = createWriteStream(abs, { fd, autoClose: false, highWaterMark: WRITE_CHUNK });
     let closed = false;
     const close = async () => {
       if (closed) return;
