@@ -1,13 +1,12 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { PassThrough, type Readable, type Transform } from 'node:stream';
-import { createGunzip, createZstdDecompress } from 'node:zlib';
+import { randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
 import type { Digest } from '../common/digest.ts';
 import { BerthError, ErrorCode, invalidArgument, isBerthError } from '../common/errors.ts';
 import type { ContentStore, Ingest } from '../content/store.ts';
-import { detectCompression } from '../diff/scan.ts';
 import type { Lease } from '../metadata/leases.ts';
 import type { OverlaySnapshotter } from '../snapshots/overlay.ts';
 import type { Descriptor } from './oci.ts';
+import { type UnpackResult, UnpackWorker } from './pull-unpack.ts';
 import type { LayerRecord } from './store.ts';
 
 /** Where a layer's bytes come from: a registry blob, opened again at an offset to resume. */
@@ -53,9 +52,10 @@ const FINAL_CODES = new Set<string>([
 
 /**
  * Downloads one layer blob and unpacks it at the same time: each chunk goes
- * into the content store's ingest (hashed as it is written) and into the
- * decompressor that feeds `applyLayer` on a fresh overlay directory. Layers
- * are independent overlay directories, so callers run many of these at once.
+ * into the content store's ingest (hashed as it is written) and to an
+ * UnpackWorker, whose thread decompresses it, hashes the diff ID and applies
+ * it to a fresh overlay directory. Layers are independent overlay
+ * directories, so callers run many of these at once.
  *
  * A broken connection is resumed from the bytes already received; the ingest
  * and the decompressor simply continue. At the end the blob must match its
@@ -68,30 +68,24 @@ export async function fetchLayer(deps: LayerStoreDeps, open: OpenBlob, opts: Fet
   const { desc, signal } = opts;
   const ing = await content.ingest();
   let key: string | undefined;
-  const plain = new PlainTap();
-  // Settles (never rejects) once the unpacking side has stopped touching the snapshot directory.
-  let unpacked: Promise<number> = Promise.resolve(0);
+  let unpacker: UnpackWorker | undefined;
   try {
     if (opts.unpack) {
       key = `extract-${randomBytes(8).toString('hex')}`;
       lease.snapshots.add(key);
       await snapshots.prepare(key);
     }
-    const { applyLayer } = await import('../diff/layer.ts');
-    const consumer = key
-      ? applyLayer(snapshots.fsPath(key), plain, { signal }).then((r) => r.size)
-      : drain(plain).then(() => 0);
+    unpacker = new UnpackWorker(key ? snapshots.fsPath(key) : undefined);
+    const u = unpacker;
     // When unpacking fails, the download still runs to its end, into the ingest alone, so a corrupt blob is told as such.
+    await download(ing, open, opts, (chunk) => (u.error ? undefined : u.push(chunk)));
+    let unpacked: UnpackResult | undefined;
     let unpackError: unknown;
-    unpacked = consumer.catch((e) => {
+    try {
+      unpacked = await u.finish();
+    } catch (e) {
       unpackError = e;
-      plain.destroy();
-      return 0;
-    });
-
-    await download(ing, open, opts, (chunk) => (unpackError === undefined ? plain.push(chunk) : undefined));
-    if (unpackError === undefined) plain.end();
-    const appliedSize = await unpacked;
+    }
 
     let blob;
     try {
@@ -99,23 +93,21 @@ export async function fetchLayer(deps: LayerStoreDeps, open: OpenBlob, opts: Fet
     } catch (e) {
       throw invalidArgument(`filesystem layer verification failed for digest ${desc.digest}: ${(e as Error).message}`, e);
     }
-    if (unpackError !== undefined) {
+    if (!unpacked) {
       if (isBerthError(unpackError) || signal?.aborted) throw unpackError;
       throw invalidArgument(`failed to unpack layer ${desc.digest}: ${(unpackError as Error).message}`, unpackError);
     }
-    // An uncompressed layer is its own diff ID: the content store already hashed those bytes.
-    const diffId: Digest = plain.compression === 'none' ? blob.digest : plain.digest();
+    const diffId = (unpacked.diffId || blob.digest) as Digest;
     if (diffId !== opts.diffId) {
       throw invalidArgument(`layer ${desc.digest} unpacked to ${diffId}, but the image config gives diff ID ${opts.diffId}`);
     }
     return {
-      record: { blob: blob.digest, diffId, size: blob.size, unpackedSize: plain.size, mediaType: desc.mediaType },
+      record: { blob: blob.digest, diffId, size: blob.size, unpackedSize: unpacked.size, mediaType: desc.mediaType },
       snapshotKey: key,
-      appliedSize,
+      appliedSize: unpacked.applied,
     };
   } catch (e) {
-    plain.destroy();
-    await unpacked;
+    await unpacker?.abort();
     await ing.abort();
     if (key) await snapshots.remove(key).catch(() => {});
     throw e;
@@ -150,69 +142,4 @@ async function download(ing: Ingest, open: OpenBlob, opts: FetchLayerOptions, al
       delay *= 2;
     }
   }
-}
-
-/**
- * The uncompressed side of a layer download: fed compressed chunks with
- * `push` (backpressure respected), read as an async iterable of tar bytes,
- * which it hashes (the diff ID) and counts. The compression is told from the
- * first bytes, as Docker does, rather than trusted from the media type.
- */
-class PlainTap implements AsyncIterable<Buffer> {
-  compression: 'none' | 'gzip' | 'zstd' = 'none';
-  size = 0;
-  #input: PassThrough | Transform | undefined;
-  #hash = createHash('sha256');
-  #waiting: ((input: PassThrough | Transform) => void)[] = [];
-  #destroyed = false;
-
-  async push(chunk: Buffer): Promise<void> {
-    const input = this.#input ?? this.#start(chunk);
-    if (input.destroyed || this.#destroyed) return;
-    if (!input.write(chunk)) {
-      await new Promise<void>((resolve) => {
-        const go = () => { input.off('drain', go); input.off('close', go); resolve(); };
-        input.on('drain', go);
-        input.on('close', go);
-      });
-    }
-  }
-
-  end(): void {
-    (this.#input ?? this.#start(Buffer.alloc(0))).end();
-  }
-
-  destroy(): void {
-    this.#destroyed = true;
-    (this.#input ?? this.#start(Buffer.alloc(0))).destroy();
-  }
-
-  digest(): Digest {
-    return `sha256:${this.#hash.digest('hex')}`;
-  }
-
-  #start(head: Buffer): PassThrough | Transform {
-    this.compression = detectCompression(head);
-    const input = this.compression === 'gzip' ? createGunzip({ chunkSize: 1 << 18 })
-      : this.compression === 'zstd' ? createZstdDecompress()
-      : new PassThrough({ highWaterMark: 1 << 20 });
-    this.#input = input;
-    for (const w of this.#waiting.splice(0)) w(input);
-    return input;
-  }
-
-  async *[Symbol.asyncIterator](): AsyncIterator<Buffer> {
-    const input = this.#input ?? await new Promise<PassThrough | Transform>((r) => this.#waiting.push(r));
-    const hashing = this.compression !== 'none';
-    for await (const c of input) {
-      const chunk = c as Buffer;
-      if (hashing) this.#hash.update(chunk);
-      this.size += chunk.length;
-      yield chunk;
-    }
-  }
-}
-
-async function drain(source: AsyncIterable<Buffer>): Promise<void> {
-  for await (const _ of source) { /* hashing and counting happen in the tap */ }
 }
