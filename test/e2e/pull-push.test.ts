@@ -7,6 +7,12 @@ import { type IncomingMessage, type Server, type ServerResponse, createServer, r
 import { join } from 'node:path';
 import { BERTH, DOCKER, type RunResult, TestDaemon, busyboxRootfs, hostArch, importBusybox } from '../helpers/daemon.ts';
 import { TestRegistry, freePort } from '../helpers/registry.ts';
+import { dir, file, tarBytes } from '../helpers/tars.ts';
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { gzipSync } from 'node:zlib';
+import { createRegistryClient } from '../../src/distribution/client.ts';
+import { parseReference } from '../../src/images/reference.ts';
 
 const ACCEPT = [
   'application/vnd.oci.image.index.v1+json', 'application/vnd.docker.distribution.manifest.list.v2+json',
@@ -372,6 +378,32 @@ describe('pull and push against docker-registry (distribution 2.8) on loopback',
     assert.notEqual(dr.code, 0);
     assert.match(dr.stderr, /verification failed/);
     assertNothingAdded(beforeState, storeState(d));
+  });
+
+  test('a hostile layer from a registry is refused while it unpacks, and nothing is kept', async () => {
+    // Pushed straight to the registry with berth's client: a gzip layer whose tar climbs out of its root, with the right digests.
+    const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}` as const;
+    const tar = await tarBytes([dir('etc/'), file('etc/ok', 'fine\n'), file('../../../tmp/berth-pull-pwned', 'x')]);
+    const gz = gzipSync(tar);
+    const config = Buffer.from(JSON.stringify({ architecture: hostArch(), os: 'linux', rootfs: { type: 'layers', diff_ids: [sha(tar)] }, config: {} }));
+    const manifest = Buffer.from(JSON.stringify({
+      schemaVersion: 2, mediaType: 'application/vnd.docker.distribution.manifest.v2+json',
+      config: { mediaType: 'application/vnd.docker.container.image.v1+json', digest: sha(config), size: config.length },
+      layers: [{ mediaType: 'application/vnd.docker.image.rootfs.diff.tar.gzip', digest: sha(gz), size: gz.length }],
+    }));
+    const repo = createRegistryClient({ insecure: [], mirrors: [], credentials: () => undefined }).repository(parseReference(`${reg.host}/hostile:v1`), ['pull', 'push']);
+    for (const b of [config, gz]) await repo.pushBlob({ mediaType: 'application/octet-stream', digest: sha(b), size: b.length }, () => Readable.from([b]));
+    await repo.putManifest('v1', manifest, 'application/vnd.docker.distribution.manifest.v2+json');
+
+    const beforeState = storeState(d);
+    for (const cli of ['berth', 'docker'] as const) {
+      const r = await cliAsync(d, cli, ['pull', `${reg.host}/hostile:v1`]);
+      assert.equal(r.code, 1, r.stdout);
+      assert.match(r.stderr, /escapes the layer root/);
+      assertNothingAdded(beforeState, storeState(d));
+    }
+    assert.equal(existsSync('/tmp/berth-pull-pwned'), false);
+    assert.notEqual(d.berth(['image', 'inspect', `${reg.host}/hostile:v1`]).code, 0);
   });
 
   test('an interrupted download resumes with Range and the image is whole', async () => {
