@@ -43,7 +43,7 @@ const WEEK_MS = 7 * 24 * 3600 * 1000;
 export async function tokenSecret(driver: StorageDriver): Promise<Buffer> {
   const have = await driver.getContent(layout.tokenSecret);
   if (have && have.length >= 32) return have;
-  await driver.putContent(layout.tokenSecret, randomBytes(32));
+  await driver.putContent(layout.tokenSecret, randomBytes(32), { secret: true });
   return (await driver.getContent(layout.tokenSecret))!;
 }
 

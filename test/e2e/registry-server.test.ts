@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -580,6 +580,7 @@ describe('registry serve: auth and TLS', () => {
   before(() => {
     const r = run('htpasswd', ['-Bbc', htpasswd, 'alice', 's3cret']);
     assert.equal(r.code, 0, r.stderr);
+    if (!existsSync(join(TMP, 'layout-amd64', 'index.json'))) busyboxLayout(join(TMP, 'layout-amd64'), 'amd64');
   });
 
   it('htpasswd: no or wrong credentials get 401 UNAUTHORIZED with a Basic challenge; right ones pass', async () => {
@@ -636,6 +637,9 @@ describe('registry serve: auth and TLS', () => {
       assert.equal(other.status, 401, 'the token is scoped to its repository');
       assert.match(other.headers.get('www-authenticate')!, /error="insufficient_scope"/);
       await other.body?.cancel();
+      assert.equal(statSync(join(reg.root, 'auth', 'token-secret')).mode & 0o777, 0o600, 'the signing key is private');
+      await reg.restart();
+      assert.equal((await reg.fetch(`/v2/tok/repo/blobs/${digest}`, { headers: bearer })).status, 200, 'a token outlives a restart: the key is per root');
       const forged = `${tok.token.slice(0, -4)}AAAA`;
       await expectError(await reg.fetch('/v2/', { headers: { Authorization: `Bearer ${forged}` } }), 401, 'UNAUTHORIZED');
       const form = await reg.fetch('/token', { method: 'POST', body: new URLSearchParams({ grant_type: 'password', username: 'alice', password: 's3cret', service: 'berth-registry', scope: 'repository:tok/repo:pull', client_id: 'test' }) });

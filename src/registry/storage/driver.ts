@@ -32,8 +32,11 @@ export interface StorageDriver {
   readonly name: string;
   /** A small object whole (tags, links, secrets), or undefined when absent. */
   getContent(path: string): Promise<Buffer | undefined>;
-  /** Writes a small object atomically: readers see the old or the new content, never a mix. */
-  putContent(path: string, data: string | Uint8Array): Promise<void>;
+  /**
+   * Writes a small object atomically: readers see the old or the new content, never a mix.
+   * A `secret` (the token key) is readable by the registry alone: mode 0600 on a filesystem.
+   */
+  putContent(path: string, data: string | Uint8Array, opts?: { secret?: boolean }): Promise<void>;
   /** Streams an object, or the inclusive byte range [start, end] of it. Throws a NotFound BerthError when absent. */
   reader(path: string, range?: { start: number; end: number }): Promise<Readable>;
   /** Size, time and kind of an object or a prefix, or undefined when absent. */

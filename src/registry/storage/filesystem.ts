@@ -85,14 +85,14 @@ export class FilesystemDriver implements StorageDriver {
     }
   }
 
-  async putContent(path: string, data: string | Uint8Array): Promise<void> {
+  async putContent(path: string, data: string | Uint8Array, opts: { secret?: boolean } = {}): Promise<void> {
     const abs = this.#abs(path);
     await mkdir(dirname(abs), { recursive: true });
     // Staged in one directory of the same filesystem (so the rename is atomic), where `recover`
     // finds whatever a crash left half-written.
     await mkdir(this.#tmp, { recursive: true });
     const tmp = join(this.#tmp, randomBytes(12).toString('hex'));
-    const fh = await open(tmp, 'w', 0o644);
+    const fh = await open(tmp, 'w', opts.secret ? 0o600 : 0o644);
     try {
       await fh.writeFile(data);
       await fh.sync();
