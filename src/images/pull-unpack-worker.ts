@@ -96,14 +96,24 @@ class Job {
   }
 
   async #take(end: number): Promise<void> {
+    let copied = false;
     while (this.#read < end && !this.#failed) {
       const at = this.#read % this.#ring.length;
       const n = Math.min(end - this.#read, this.#ring.length - at);
-      // A copy: the ring space goes back to the producer at once, and zlib may hold its input for a while.
-      const chunk = Buffer.from(this.#ring.subarray(at, at + n));
+      const view = this.#ring.subarray(at, at + n);
       this.#read += n;
-      const s = (this.#input ??= this.#start(chunk));
-      if (!s.write(chunk)) {
+      const s = (this.#input ??= this.#start(Buffer.from(view)));
+      let more: boolean;
+      if (this.#compression === 'none') {
+        // Passed-through bytes are held until the layer writes them: they must not stay in the ring.
+        more = s.write(Buffer.from(view));
+        copied = true;
+      } else {
+        // The decompressor is done with its input when the write calls back: only then is the space given back.
+        const upTo = this.#read;
+        more = s.write(Buffer.from(view.buffer, view.byteOffset, n), () => send({ type: 'consumed', id: this.id, upTo }));
+      }
+      if (!more) {
         await new Promise<void>((resolve) => {
           const go = () => { s.off('drain', go); s.off('close', go); resolve(); };
           s.on('drain', go);
@@ -111,7 +121,7 @@ class Job {
         });
       }
     }
-    send({ type: 'consumed', id: this.id, upTo: end });
+    if (copied) send({ type: 'consumed', id: this.id, upTo: end });
   }
 
   async #finish(): Promise<void> {
