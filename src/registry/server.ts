@@ -116,18 +116,20 @@ export function registryHandler(opts: RegistryHandlerOptions): (req: IncomingMes
     const status = range ? 206 : 200;
     if (range) headers['Content-Range'] = `bytes ${range.start}-${range.end}/${size}`;
     headers['Content-Length'] = range ? range.end - range.start + 1 : size;
-    if (head || size === 0 || (range && range.end < range.start)) {
+    if (head || size === 0) {
       res.writeHead(status, headers);
       res.end();
       return;
     }
     res.writeHead(status, headers);
     const driver = store.driver;
+    // The size is known: an explicit range spares the driver a second stat.
+    const span = range ?? { start: 0, end: size - 1 };
     if (driver.send) {
-      await driver.send(layout.blob(digest), res, range ?? undefined);
+      await driver.send(layout.blob(digest), res, span);
       res.end();
     } else {
-      await pipeline(await driver.reader(layout.blob(digest), range ?? undefined), res);
+      await pipeline(await driver.reader(layout.blob(digest), span), res);
     }
   };
 
