@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { type Digest, isDigest } from '../common/digest.ts';
-import { invalidArgument, notFound } from '../common/errors.ts';
+import { invalidArgument, isBerthError, notFound } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
 import type { ContentStore } from '../content/store.ts';
 import type { Credentials, FetchedManifest, RegistryClient, Repository } from '../distribution/types.ts';
@@ -282,7 +282,13 @@ export class PullService {
       await this.#snapshots.remove(key);
       return;
     }
-    await this.#snapshots.commit(chainId, key, { parent, size: f.appliedSize });
+    try {
+      await this.#snapshots.commit(chainId, key, { parent, size: f.appliedSize });
+    } catch (e) {
+      // Committed by a concurrent pull between the check and now: the same verified content.
+      if (!isBerthError(e, 'AlreadyExists')) throw e;
+      await this.#snapshots.remove(key);
+    }
   }
 
   /** `GET /distribution/{name}/json`: what the registry holds under a name, without pulling it. */

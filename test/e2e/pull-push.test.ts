@@ -443,6 +443,16 @@ describe('pull and push against docker-registry (distribution 2.8) on loopback',
     assert.notEqual(d.berth(['image', 'inspect', `${proxy.host}/fresh:v1`]).code, 0);
   });
 
+  test('two pulls of the same image at once both succeed and share one image', async () => {
+    const m = await registryManifest(reg, 'fresh', 'v1');
+    const [a, b] = await Promise.all([cliAsync(d, 'berth', ['pull', `${reg.host}/fresh:v1`]), cliAsync(d, 'docker', ['pull', `${reg.host}/fresh:v1`])]);
+    assert.equal(a.code, 0, a.stderr);
+    assert.equal(b.code, 0, b.stderr);
+    assert.equal(d.berth(['image', 'inspect', '--format', '{{.Id}}', `${reg.host}/fresh:v1`]).stdout.trim(), m.json.config.digest);
+    const run = d.berth(['run', '--rm', `${reg.host}/fresh:v1`, 'sh', '-c', 'wc -c < /random.bin']);
+    assert.equal(run.stdout, `${4 << 20}\n`, run.stderr);
+  });
+
   test('refusals: a missing tag, a missing local image, a digest push', () => {
     const missing = d.berth(['pull', `${reg.host}/app:nope`]);
     assert.equal(missing.code, 1);
