@@ -289,7 +289,6 @@ export function registryHandler(opts: RegistryHandlerOptions): (req: IncomingMes
       if (opts.readOnly && method !== 'GET' && method !== 'HEAD') throw registryError('DENIED', 'this registry is read-only', { status: 403 });
       return entry.handler(req, res, { name, ref: m[2], query, head });
     }
-    if (path.startsWith('/v2/')) throw registryError('NAME_INVALID', `no route for ${path.slice(0, 200)}`, { status: 404 });
     throw registryError('UNSUPPORTED', `no route for ${path.slice(0, 200)}`, { status: 404 });
   }
 

@@ -505,6 +505,8 @@ describe('registry serve: the OCI Distribution endpoints', () => {
     await expectError(await reg.fetch(`/v2/some/repo/blobs/${sha256('x')}`, { method: 'PUT', body: 'x' }), 405, 'UNSUPPORTED');
     await expectError(await reg.fetch('/v2/some/repo/tags/list', { method: 'DELETE' }), 405, 'UNSUPPORTED');
     await expectError(await reg.fetch('/v2/_catalog', { method: 'POST' }), 405, 'UNSUPPORTED');
+    await expectError(await reg.fetch('/v2/some/repo/nothing/here'), 404, 'UNSUPPORTED');
+    await expectError(await reg.fetch('/elsewhere'), 404, 'UNSUPPORTED');
   });
 });
 
