@@ -7,7 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import type { Digest } from '../common/digest.ts';
-import { invalidArgument, isBerthError, notFound } from '../common/errors.ts';
+import { invalidArgument, notFound } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
 import type { ContentStore } from '../content/store.ts';
 import { containerLayerFilter } from '../diff/container-layer.ts';
@@ -651,7 +651,6 @@ class BuildRun {
     const chmod = c.chmod ? parseMode(c.chmod) : undefined;
     const chown = c.chown || undefined;
     const multi = c.sources.length > 1;
-    let fromState: BuildState | undefined;
     let fromCtx = this.#req.context;
     let fromRoot: { root: string; release: () => Promise<void> } | undefined;
     const from = c.from || undefined;
@@ -661,7 +660,7 @@ class BuildRun {
         const st: BuildState = dep
           ? (await this.#stage(dep.index)).state
           : await this.#d.baseImage(from, run.platform, false, this.#req.signal).then((i) => ({ config: i.config, layers: i.layers }));
-        fromState = st;
+
         fromRoot = await this.#viewRoot(st);
         const { BuildContext } = await import('./context.ts');
         fromCtx = BuildContext.unfiltered(fromRoot.root);
@@ -737,12 +736,8 @@ class BuildRun {
       const lowers = this.#lowerDirs(parentTop);
       const ing = await d.content.ingest();
       let blob;
-      let entries = 0;
       try {
-        for await (const chunk of layerTar(upper, { ...containerLayerFilter(lowers), signal: this.#req.signal })) {
-          entries++;
-          await ing.write(chunk);
-        }
+        for await (const chunk of layerTar(upper, { ...containerLayerFilter(lowers), signal: this.#req.signal })) await ing.write(chunk);
         blob = await ing.commit({}, (dg) => this.#lease.blobs.add(dg));
       } catch (e) {
         await ing.abort();
@@ -750,7 +745,6 @@ class BuildRun {
       }
       // An empty tar is 1024 zero bytes: the step changed nothing.
       if (optional && blob.size <= 1024) return undefined;
-      void entries;
       const layer: LayerRecord = { blob: blob.digest, diffId: blob.digest, size: blob.size, unpackedSize: blob.size, mediaType: MediaType.OciLayer };
       const chain = chainIds([...s.layers.map((l) => l.diffId), layer.diffId]).at(-1)!;
       this.#lease.snapshots.add(chain);
@@ -761,9 +755,6 @@ class BuildRun {
       }
       committed = true;
       return layer;
-    } catch (e) {
-      if (isBerthError(e) || (e as Error).name === 'AbortError') throw e;
-      throw e;
     } finally {
       if (!committed && d.snapshots.stat(key)) await d.snapshots.remove(key).catch(() => {});
     }
