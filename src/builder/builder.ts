@@ -660,7 +660,6 @@ class BuildRun {
         const st: BuildState = dep
           ? (await this.#stage(dep.index)).state
           : await this.#d.baseImage(from, run.platform, false, this.#req.signal).then((i) => ({ config: i.config, layers: i.layers }));
-
         fromRoot = await this.#viewRoot(st);
         const { BuildContext } = await import('./context.ts');
         fromCtx = BuildContext.unfiltered(fromRoot.root);
