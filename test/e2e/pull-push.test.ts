@@ -502,6 +502,11 @@ describe('pull and push with credentials', () => {
     const none = d.berth(['pull', `${reg.host}/private:v1`]);
     assert.equal(none.code, 1);
     assert.match(none.stderr, /unauthorized: /);
+    // docker pull reports it too, at once: a 401 from berthd itself would make the CLI prompt for a login and wait.
+    const dp = d.docker(['pull', `${reg.host}/private:v1`], { env, timeoutMs: 30_000 });
+    assert.equal(dp.code, 1, dp.stdout);
+    assert.match(dp.stderr, /unauthorized: /);
+    assert.doesNotMatch(dp.stdout + dp.stderr, /Username/);
   });
 
   test('the right credentials from config.json push and pull', () => {

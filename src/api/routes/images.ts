@@ -2,7 +2,7 @@ import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import type { Digest } from '../../common/digest.ts';
 import { isDigest } from '../../common/digest.ts';
-import { invalidArgument, notImplemented } from '../../common/errors.ts';
+import { BerthError, ErrorCode, invalidArgument, isBerthError, notImplemented } from '../../common/errors.ts';
 import { decodeRegistryAuth } from '../../distribution/credentials.ts';
 import { type ContainerConfig, type HistoryEntry, type ImageConfig, parsePlatform } from '../../images/oci.ts';
 import { familiarString, parseReference, parseStoredRef } from '../../images/reference.ts';
@@ -185,9 +185,16 @@ export function imageRoutes(b: ImageBackend): Route[] {
     if (tag) ref = isDigest(tag) ? { ...ref, tag: undefined, digest: tag } : { ...ref, tag };
     const platform = q.get('platform') ? parsePlatform(q.get('platform')!) : undefined;
     const out = new JsonMessageWriter(ctx.res);
-    await b.pull.pull(ref, {
-      platform, allTags: !ref.tag && !ref.digest, credentials: registryAuth(ctx), signal: ctx.signal, progress: (m) => out.write({ ...m }),
-    });
+    try {
+      await b.pull.pull(ref, {
+        platform, allTags: !ref.tag && !ref.digest, credentials: registryAuth(ctx), signal: ctx.signal, progress: (m) => out.write({ ...m }),
+      });
+    } catch (e) {
+      // A registry's 401 is not the daemon's: as dockerd's pull does, it goes back as a plain error, so the
+      // docker CLI reports it instead of taking it for its cue to prompt for a login (which waits on stdin forever).
+      if (isBerthError(e, 'Unauthorized')) throw new BerthError(ErrorCode.Internal, e.message, { cause: e });
+      throw e;
+    }
     out.end();
   }
 
