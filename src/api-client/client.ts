@@ -127,18 +127,23 @@ export class ApiClient {
 
   /** Reads a stream of JSON messages (load, import, events), surfacing in-band errors. */
   async *messages<T extends Record<string, unknown>>(res: IncomingMessage): AsyncGenerator<T> {
-    let buf = '';
-    for await (const chunk of res) {
-      buf += (chunk as Buffer).toString('utf8');
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl).trim();
-        buf = buf.slice(nl + 1);
-        if (line) yield checkMessage(JSON.parse(line) as T);
-      }
-    }
-    if (buf.trim()) yield checkMessage(JSON.parse(buf) as T);
+    for await (const m of jsonLines<T>(res)) yield checkMessage(m);
   }
+}
+
+/** The JSON objects of a newline-delimited stream, in-band errors included, as they arrive. */
+export async function* jsonLines<T>(res: AsyncIterable<unknown>): AsyncGenerator<T> {
+  let buf = '';
+  for await (const chunk of res) {
+    buf += (chunk as Buffer).toString('utf8');
+    let nl: number;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl).trim();
+      buf = buf.slice(nl + 1);
+      if (line) yield JSON.parse(line) as T;
+    }
+  }
+  if (buf.trim()) yield JSON.parse(buf) as T;
 }
 
 function checkMessage<T extends Record<string, unknown>>(m: T): T {

@@ -2,9 +2,13 @@ import { open, rename, unlink } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 
-/** Writes a whole file crash-safely: a temporary sibling, fsync, rename, fsync of the directory. */
-export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
-  const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+/**
+ * Writes a whole file crash-safely: a temporary file, fsync, rename, fsync of the directory. The
+ * temporary file is a sibling unless `stagingDir` (on the same filesystem) names where half-written
+ * files are looked for after a crash.
+ */
+export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644, stagingDir = dirname(path)): Promise<void> {
+  const tmp = join(stagingDir, `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
   const fh = await open(tmp, 'w', mode);
   try {
     await fh.writeFile(data);

@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { jsonLines } from '../../api-client/client.ts';
 import { CliError, type Command, type CommandContext, flags, requireArgs, writeOutput } from '../command.ts';
 
 interface StepEvent {
@@ -247,10 +248,7 @@ Options:
       const display = live ? new LiveProgress((s) => ctx.io.err(s)) : undefined;
       let id = '';
       let failure: BuildMessage | undefined;
-      let buf = '';
-      const handle = (line: string) => {
-        if (!line.trim()) return;
-        const m = JSON.parse(line) as BuildMessage;
+      for await (const m of jsonLines<BuildMessage>(res)) {
         if (m.errorDetail || m.error) failure = m;
         else if (m.aux?.ID) id = m.aux.ID;
         else if (m.berth) display?.step(m.berth);
@@ -258,16 +256,7 @@ Options:
           if (display) display.output(m.stream);
           else ctx.io.out(m.stream);
         }
-      };
-      for await (const chunk of res) {
-        buf += (chunk as Buffer).toString('utf8');
-        let nl: number;
-        while ((nl = buf.indexOf('\n')) >= 0) {
-          handle(buf.slice(0, nl));
-          buf = buf.slice(nl + 1);
-        }
       }
-      handle(buf);
       display?.finish();
       // A failed RUN's exit code becomes the CLI's, as docker's legacy builder does.
       if (failure) throw new CliError(failure.errorDetail?.message ?? String(failure.error), failure.errorDetail?.code || 1);

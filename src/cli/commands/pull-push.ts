@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { ApiError } from '../../api-client/client.ts';
+import { ApiError, jsonLines } from '../../api-client/client.ts';
 import { CredentialStore, encodeRegistryAuth } from '../../distribution/credentials.ts';
 import { CliError, type Command, type CommandContext, UsageError, flags } from '../command.ts';
 
@@ -98,23 +98,11 @@ class ProgressPrinter {
 /** Reads the daemon's message stream into the printer; an in-band error becomes the CLI's error, as docker prints it. */
 async function follow(res: IncomingMessage, printer: ProgressPrinter | undefined): Promise<Message[]> {
   const all: Message[] = [];
-  let buf = '';
-  const handle = (line: string) => {
-    if (!line.trim()) return;
-    const m = JSON.parse(line) as Message;
+  for await (const m of jsonLines<Message>(res)) {
     if (m.errorDetail || m.error) throw new CliError(m.errorDetail?.message ?? String(m.error), 1);
     all.push(m);
     printer?.print(m);
-  };
-  for await (const chunk of res) {
-    buf += (chunk as Buffer).toString('utf8');
-    let nl: number;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      handle(buf.slice(0, nl));
-      buf = buf.slice(nl + 1);
-    }
   }
-  handle(buf);
   return all;
 }
 

@@ -1,11 +1,10 @@
 // The default storage driver: objects are files under one root directory.
-import { randomBytes } from 'node:crypto';
 import { close as closeCb, createReadStream, createWriteStream, fstat as fstatCb, fsync as fsyncCb, open as openCb, read as readCb } from 'node:fs';
 import { promisify } from 'node:util';
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { syncDir } from '../../common/atomic-file.ts';
+import { syncDir, writeFileAtomic } from '../../common/atomic-file.ts';
 import { errno, notFound } from '../../common/errors.ts';
 import { checkPath, type StatInfo, type StorageDriver, type Writer } from './driver.ts';
 
@@ -91,20 +90,7 @@ export class FilesystemDriver implements StorageDriver {
     // Staged in one directory of the same filesystem (so the rename is atomic), where `recover`
     // finds whatever a crash left half-written.
     await mkdir(this.#tmp, { recursive: true });
-    const tmp = join(this.#tmp, randomBytes(12).toString('hex'));
-    const fh = await open(tmp, 'w', opts.secret ? 0o600 : 0o644);
-    try {
-      await fh.writeFile(data);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    try {
-      await rename(tmp, abs);
-    } catch (e) {
-      await rm(tmp, { force: true });
-      throw e;
-    }
+    await writeFileAtomic(abs, data, opts.secret ? 0o600 : 0o644, this.#tmp);
   }
 
   async reader(path: string, range?: { start: number; end: number }): Promise<Readable> {
