@@ -454,4 +454,31 @@ describe('docker build and berth build', () => {
     // Nothing of them is left in the daemon's scratch space.
     assert.deepEqual(readdirSync(join(d.dataRoot, 'tmp')).filter((n) => n.startsWith('build-context-')), []);
   });
+
+  test('kill -9 of berthd in the middle of a RUN: the restarted daemon stops the step and clears its mount; the store still builds', async () => {
+    const dir = join(work, 'killed');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'Dockerfile'), 'FROM busybox\nRUN echo first > /first\nRUN echo running; sleep 301\n');
+    const child = spawn(BERTH, ['build', '--progress=plain', dir], { env: { ...process.env, ...d.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (c) => (out += c));
+    const deadline = Date.now() + 20_000;
+    while (!/^running$/m.test(out) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.match(out, /^running$/m);
+    d.proc!.kill('SIGKILL');
+    await new Promise((r) => child.on('close', r));
+    await d.startProcess();
+    const leftovers = () => ({
+      sleeping: spawnSync('pgrep', ['-f', 'sleep 301']).stdout.toString().trim(),
+      mounts: readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(d.dataRoot) && l.includes('/tmp/build-')),
+      runc: existsSync(join(d.dataRoot, 'runc')) ? readdirSync(join(d.dataRoot, 'runc')).filter((n) => n.startsWith('build-')) : [],
+    });
+    assert.deepEqual(leftovers(), { sleeping: '', mounts: [], runc: [] });
+    // The finished step is still cached; the interrupted one runs again.
+    writeFileSync(join(dir, 'Dockerfile'), 'FROM busybox\nRUN echo first > /first\nRUN echo second > /second\n');
+    const again = berthBuild(['-t', 'after-kill', dir]);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, /Step 2\/3 : RUN echo first > \/first\n ---> Using cache/);
+    assert.equal(runOut('after-kill', 'cat', '/first', '/second'), 'first\nsecond\n');
+  });
 });
