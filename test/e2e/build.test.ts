@@ -154,6 +154,12 @@ describe('docker build and berth build', () => {
 
   test('.dockerignore: patterns, ** and ! exceptions apply to COPY through both CLIs', () => {
     const dir = fixture('ignore');
+    // Made here: the repository's own .gitignore keeps node_modules/ and *.log out of git.
+    mkdirSync(join(dir, 'node_modules', 'pkg'), { recursive: true });
+    writeFileSync(join(dir, 'node_modules', 'pkg', 'index.js'), 'mod\n');
+    mkdirSync(join(dir, 'logs'));
+    writeFileSync(join(dir, 'logs', 'a.log'), 'log\n');
+    writeFileSync(join(dir, 'logs', 'important.log'), 'important\n');
     for (const [ref, r] of [['ign:berth', berthBuild(['-t', 'ign:berth', dir])], ['ign:docker', dockerBuild(['-t', 'ign:docker', dir])]] as const) {
       assert.equal(r.code, 0, r.stderr + r.stdout);
       assert.equal(runOut(ref, 'cat', '/listing.txt'), ['/ctx/.dockerignore', '/ctx/Dockerfile', '/ctx/docs/README.md', '/ctx/keep.txt', '/ctx/logs/important.log', ''].join('\n'));
