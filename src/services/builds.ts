@@ -107,11 +107,12 @@ export class BuildService {
     this.#active.add(abort);
     const onAbort = () => abort.abort(opts.signal?.reason);
     opts.signal?.addEventListener('abort', onAbort, { once: true });
-    const ctx = 'dir' in opts.context
-      ? await BuildContext.fromDirectory(opts.context.dir)
-      : await BuildContext.fromTar(opts.context.tar, d.scratch, abort.signal);
     const lease = d.leases.create();
+    let ctx: BuildContext | undefined;
     try {
+      ctx = 'dir' in opts.context
+        ? await BuildContext.fromDirectory(opts.context.dir)
+        : await BuildContext.fromTar(opts.context.tar, d.scratch, abort.signal);
       const name = opts.dockerfile || 'Dockerfile';
       let text: Buffer | undefined;
       if (isAbsolute(name) && 'dir' in opts.context) {
@@ -151,7 +152,7 @@ export class BuildService {
       opts.signal?.removeEventListener('abort', onAbort);
       this.#active.delete(abort);
       lease.release();
-      await ctx.dispose().catch((e) => d.log.warn('removing a build context failed', { err: e }));
+      await ctx?.dispose().catch((e) => d.log.warn('removing a build context failed', { err: e }));
     }
   }
 
