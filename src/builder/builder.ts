@@ -156,16 +156,8 @@ export class Builder {
     await mkdir(root, { recursive: true });
     try {
       if (top) await mountRootfs(await d.snapshots.view(key, top), root);
-      const ing = await d.content.ingest();
-      let blob;
-      try {
-        const { treeTar } = await import('../diff/tree.ts');
-        for await (const chunk of treeTar(root, { signal })) await ing.write(chunk);
-        blob = await ing.commit({}, (dg) => lease.blobs.add(dg));
-      } catch (e) {
-        await ing.abort();
-        throw e;
-      }
+      const { treeTar } = await import('../diff/tree.ts');
+      const blob = await d.content.writeStream(treeTar(root, { signal }), (dg) => lease.blobs.add(dg));
       const layer: LayerRecord = { blob: blob.digest, diffId: blob.digest, size: blob.size, unpackedSize: blob.size, mediaType: MediaType.OciLayer };
       const config = structuredClone(state.config);
       const created = new Date().toISOString();
@@ -733,15 +725,7 @@ class BuildRun {
       }
       const upper = d.snapshots.fsPath(key);
       const lowers = this.#lowerDirs(parentTop);
-      const ing = await d.content.ingest();
-      let blob;
-      try {
-        for await (const chunk of layerTar(upper, { ...containerLayerFilter(lowers), signal: this.#req.signal })) await ing.write(chunk);
-        blob = await ing.commit({}, (dg) => this.#lease.blobs.add(dg));
-      } catch (e) {
-        await ing.abort();
-        throw e;
-      }
+      const blob = await d.content.writeStream(layerTar(upper, { ...containerLayerFilter(lowers), signal: this.#req.signal }), (dg) => this.#lease.blobs.add(dg));
       // An empty tar is 1024 zero bytes: the step changed nothing.
       if (optional && blob.size <= 1024) return undefined;
       const layer: LayerRecord = { blob: blob.digest, diffId: blob.digest, size: blob.size, unpackedSize: blob.size, mediaType: MediaType.OciLayer };

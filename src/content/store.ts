@@ -25,6 +25,7 @@ export interface ContentReader {
 export interface ContentWriter {
   ingest(): Promise<Ingest>;
   writeBytes(data: Uint8Array, expected?: Digest, hold?: (d: Digest) => void): Promise<BlobInfo>;
+  writeStream(source: AsyncIterable<Uint8Array>, hold?: (d: Digest) => void): Promise<BlobInfo>;
   delete(digest: Digest): Promise<void>;
   sweep<T>(fn: (remove: (d: Digest) => Promise<void>) => Promise<T>): Promise<T>;
 }
@@ -100,6 +101,18 @@ export class ContentStore implements ContentReader, ContentWriter {
     try {
       await ing.write(data);
       return await ing.commit({ digest: expected, size: expected ? data.length : undefined }, hold);
+    } catch (e) {
+      await ing.abort();
+      throw e;
+    }
+  }
+
+  /** A blob from a stream of chunks (a layer tar as it is walked); nothing is kept if the stream fails. */
+  async writeStream(source: AsyncIterable<Uint8Array>, hold?: (d: Digest) => void): Promise<BlobInfo> {
+    const ing = await this.ingest();
+    try {
+      for await (const chunk of source) await ing.write(chunk);
+      return await ing.commit({}, hold);
     } catch (e) {
       await ing.abort();
       throw e;

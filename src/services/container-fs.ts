@@ -415,15 +415,7 @@ export class ContainerFsService {
     config = applyChanges(config, opts.changes ?? []);
     const target = opts.repo ? (opts.tag ? `${opts.repo}:${opts.tag}` : opts.repo) : undefined;
     const id = await images.createImage(async (content, lease) => {
-      const ing = await content.ingest();
-      let blob;
-      try {
-        for await (const chunk of layerTar(upper, containerLayerFilter(lowers))) await ing.write(chunk);
-        blob = await ing.commit({}, (d) => lease.blobs.add(d));
-      } catch (e) {
-        await ing.abort();
-        throw e;
-      }
+      const blob = await content.writeStream(layerTar(upper, containerLayerFilter(lowers)), (d) => lease.blobs.add(d));
       const now = new Date().toISOString();
       const layer: LayerRecord = { blob: blob.digest, diffId: blob.digest, size: blob.size, unpackedSize: blob.size, mediaType: MediaType.OciLayer };
       const layers = [...baseLayers.map(ociLayer), layer];
