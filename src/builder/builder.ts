@@ -14,6 +14,7 @@ import { containerLayerFilter } from '../diff/container-layer.ts';
 import { layerTar } from '../diff/tree.ts';
 import { type ImageConfig, type Platform, chainIds, formatPlatform, MediaType } from '../images/oci.ts';
 import type { LayerRecord } from '../images/store.ts';
+import { ociLayer } from '../images/oci-image.ts';
 import type { Unpacker } from '../images/unpack.ts';
 import type { Lease, LeaseManager } from '../metadata/leases.ts';
 import { mountRootfs, unmountRootfs } from '../runtime/rootfs.ts';
@@ -795,11 +796,4 @@ function short(key: string): string {
 
 function historyText(kind: string, text: string): string {
   return text.startsWith(kind) ? text : `${kind} ${text}`;
-}
-
-/** Docker's layer types are spelled the OCI way in a built image's OCI manifest (the same bytes). */
-function ociLayer(l: LayerRecord): LayerRecord {
-  if (l.mediaType === MediaType.DockerLayerGzip) return { ...l, mediaType: MediaType.OciLayerGzip };
-  if (l.mediaType === MediaType.DockerLayer) return { ...l, mediaType: MediaType.OciLayer };
-  return l;
 }

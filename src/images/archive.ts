@@ -13,6 +13,7 @@ import {
 } from './oci.ts';
 import { type Reference, familiarString, formatReference, parseReference, withDefaultTag } from './reference.ts';
 import type { ImageRecord, ImageStore, LayerRecord, NewImage } from './store.ts';
+import { manifestBytes } from './oci-image.ts';
 
 /** Files at an archive's root that describe it rather than hold content. */
 const METADATA_FILES = new Set(['manifest.json', 'index.json', 'oci-layout', 'repositories']);
@@ -215,17 +216,6 @@ async function imageFrom(
 
 function sameLayers(m: Manifest, config: Digest, layers: LayerRecord[]): boolean {
   return m.config?.digest === config && Array.isArray(m.layers) && m.layers.length === layers.length && m.layers.every((l, i) => l.digest === layers[i].blob);
-}
-
-/** A canonical OCI manifest: fixed key order, so the same image always gets the same manifest digest. */
-export function manifestBytes(config: { digest: Digest; size: number }, layers: { blob: Digest; size: number; mediaType: string }[], configMediaType: string): Buffer {
-  const m = {
-    schemaVersion: 2,
-    mediaType: MediaType.OciManifest,
-    config: { mediaType: configMediaType, digest: config.digest, size: config.size },
-    layers: layers.map((l) => ({ mediaType: l.mediaType, digest: l.blob, size: l.size })),
-  };
-  return Buffer.from(JSON.stringify(m));
 }
 
 async function manifestDescriptors(index: Index, resolve: (p: string) => ArchiveFile, content: ContentStore, depth = 0): Promise<Descriptor[]> {

@@ -2,7 +2,7 @@ import { invalidArgument } from '../common/errors.ts';
 import type { ContentStore } from '../content/store.ts';
 import { LayerScanner } from '../diff/scan.ts';
 import type { Lease } from '../metadata/leases.ts';
-import { manifestBytes } from './archive.ts';
+import { writeOciImage } from './oci-image.ts';
 import { applyChanges } from './changes.ts';
 import { type ImageConfig, MediaType, type Platform, hostPlatform } from './oci.ts';
 import type { NewImage } from './store.ts';
@@ -43,15 +43,9 @@ export async function importTarball(source: AsyncIterable<Uint8Array>, content: 
       history: [{ created: now, comment: opts.message || `Imported from ${opts.source ?? '-'}` }],
     };
     if (opts.message) config.comment = opts.message;
-    const cfgBytes = Buffer.from(JSON.stringify(config));
-    const cfg = await content.writeBytes(cfgBytes, undefined, (d) => lease.blobs.add(d));
     const mediaType = scan.compression === 'gzip' ? MediaType.OciLayerGzip : scan.compression === 'zstd' ? MediaType.OciLayerZstd : MediaType.OciLayer;
     const layer = { blob: blob.digest, diffId, size: blob.size, unpackedSize: scan.size, mediaType };
-    const manifest = await content.writeBytes(manifestBytes(cfg, [layer], MediaType.OciConfig), undefined, (d) => lease.blobs.add(d));
-    return {
-      id: cfg.digest, manifest: manifest.digest, manifestMediaType: MediaType.OciManifest, configMediaType: MediaType.OciConfig,
-      config, layers: [layer],
-    };
+    return (await writeOciImage(content, config, [layer], (d) => lease.blobs.add(d))).image;
   } catch (e) {
     await ing.abort();
     throw e;

@@ -14,6 +14,8 @@ import type { GarbageCollector } from '../metadata/gc.ts';
 import type { Lease, LeaseManager } from '../metadata/leases.ts';
 import { parseReference, withDefaultTag } from '../images/reference.ts';
 import type { EventBus } from './events.ts';
+import { writeOciImage } from '../images/oci-image.ts';
+import type { NewImage } from '../images/store.ts';
 import { parseFilters, parseTimestamp } from './filters.ts';
 import type { ImageService } from './images.ts';
 
@@ -159,18 +161,13 @@ export class BuildService {
   async #createImage(state: BuildState, tags: string[]): Promise<{ id: Digest; manifest: Digest; size: number }> {
     const images = this.#d.images;
     const [first, ...rest] = tags;
-    let manifest = { digest: '' as Digest, size: 0 };
+    let written: { image: NewImage; manifestSize: number } | undefined;
     const id = await images.createImage(async (content, lease) => {
-      const cfg = await content.writeBytes(Buffer.from(JSON.stringify(state.config)), undefined, (dg) => lease.blobs.add(dg));
-      const { manifestBytes } = await import('../images/archive.ts');
-      manifest = await content.writeBytes(manifestBytes(cfg, state.layers, MediaType.OciConfig), undefined, (dg) => lease.blobs.add(dg));
-      return {
-        id: cfg.digest, manifest: manifest.digest, manifestMediaType: MediaType.OciManifest, configMediaType: MediaType.OciConfig,
-        config: state.config, layers: state.layers,
-      };
+      written = await writeOciImage(content, state.config, state.layers, (dg) => lease.blobs.add(dg));
+      return written.image;
     }, first, 'build');
     for (const t of rest) images.tag(id, t);
-    return { id, manifest: manifest.digest, size: manifest.size };
+    return { id, manifest: written!.image.manifest, size: written!.manifestSize };
   }
 
   /**

@@ -23,6 +23,7 @@ import { layerTar, treeTar, walkTree } from '../diff/tree.ts';
 import { containerLayerFilter, statBelow } from '../diff/container-layer.ts';
 import { applyChanges } from '../images/changes.ts';
 import { type ContainerConfig, type ImageConfig, MediaType } from '../images/oci.ts';
+import { ociLayer, writeOciImage } from '../images/oci-image.ts';
 import type { LayerRecord } from '../images/store.ts';
 import type { ContainerRecord } from '../metadata/containers.ts';
 import { isMounted, mountRootfs } from '../runtime/rootfs.ts';
@@ -436,22 +437,9 @@ export class ContainerFsService {
       else delete image.author;
       if (opts.comment) image.comment = opts.comment;
       else delete image.comment;
-      const cfg = await content.writeBytes(Buffer.from(JSON.stringify(image)), undefined, (d) => lease.blobs.add(d));
-      const { manifestBytes } = await import('../images/archive.ts');
-      const manifest = await content.writeBytes(manifestBytes(cfg, layers, MediaType.OciConfig), undefined, (d) => lease.blobs.add(d));
-      return {
-        id: cfg.digest, manifest: manifest.digest, manifestMediaType: MediaType.OciManifest, configMediaType: MediaType.OciConfig,
-        config: image, layers, parent: c.imageId,
-      };
+      return (await writeOciImage(content, image, layers, (d) => lease.blobs.add(d), c.imageId)).image;
     }, target, 'commit');
     this.#d.events.emit('container', 'commit', c.id, { image: c.image, name: c.name, ...(opts.comment ? { comment: opts.comment } : {}) });
     return id;
   }
-}
-
-/** Docker's layer types in an OCI manifest are spelled the OCI way (the same bytes). */
-function ociLayer(l: LayerRecord): LayerRecord {
-  if (l.mediaType === MediaType.DockerLayerGzip) return { ...l, mediaType: MediaType.OciLayerGzip };
-  if (l.mediaType === MediaType.DockerLayer) return { ...l, mediaType: MediaType.OciLayer };
-  return l;
 }
