@@ -150,15 +150,10 @@ export class Builder {
    */
   async squash(state: BuildState, lease: Lease, signal?: AbortSignal): Promise<BuildState> {
     const d = this.#d;
-    const top = await d.unpacker.unpack(state.layers, signal);
-    const key = `build-view-${randomBytes(8).toString('hex')}`;
-    lease.snapshots.add(key);
-    const root = join(d.scratch, key);
-    await mkdir(root, { recursive: true });
+    const view = await mountView(d, state.layers, lease, signal);
     try {
-      if (top) await mountRootfs(await d.snapshots.view(key, top), root);
       const { treeTar } = await import('../diff/tree.ts');
-      const blob = await d.content.writeStream(treeTar(root, { signal }), (dg) => lease.blobs.add(dg));
+      const blob = await d.content.writeStream(treeTar(view.root, { signal }), (dg) => lease.blobs.add(dg));
       const layer: LayerRecord = { blob: blob.digest, diffId: blob.digest, size: blob.size, unpackedSize: blob.size, mediaType: MediaType.OciLayer };
       const config = structuredClone(state.config);
       const created = new Date().toISOString();
@@ -167,11 +162,31 @@ export class Builder {
       config.created = created;
       return { config, layers: [layer] };
     } finally {
-      if (top) await unmountRootfs(root).catch(() => unmountRootfs(root, true)).catch(() => {});
-      await rm(root, { recursive: true, force: true }).catch(() => {});
-      if (d.snapshots.stat(key)) await d.snapshots.remove(key).catch(() => {});
+      await view.release();
     }
   }
+}
+
+/** A read-only mount of the root filesystem that `layers` make (for COPY --from and --squash). */
+async function mountView(d: BuilderDeps, layers: LayerRecord[], lease: Lease, signal?: AbortSignal): Promise<{ root: string; release: () => Promise<void> }> {
+  const top = await d.unpacker.unpack(layers, signal);
+  const key = `build-view-${randomBytes(8).toString('hex')}`;
+  lease.snapshots.add(key);
+  const root = join(d.scratch, key);
+  await mkdir(root, { recursive: true });
+  const release = async () => {
+    if (top) await unmountRootfs(root).catch(() => unmountRootfs(root, true)).catch(() => {});
+    await rm(root, { recursive: true, force: true }).catch(() => {});
+    if (d.snapshots.stat(key)) await d.snapshots.remove(key).catch(() => {});
+  };
+  if (!top) return { root, release };
+  try {
+    await mountRootfs(await d.snapshots.view(key, top), root);
+  } catch (e) {
+    await release();
+    throw e;
+  }
+  return { root, release };
 }
 
 class BuildRun {
@@ -653,7 +668,7 @@ class BuildRun {
         const st: BuildState = dep
           ? (await this.#stage(dep.index)).state
           : await this.#d.baseImage(from, run.platform, false, this.#req.signal).then((i) => ({ config: i.config, layers: i.layers }));
-        fromRoot = await this.#viewRoot(st);
+        fromRoot = await mountView(this.#d, st.layers, this.#lease, this.#req.signal);
         const { BuildContext } = await import('./context.ts');
         fromCtx = BuildContext.unfiltered(fromRoot.root);
       }
@@ -679,28 +694,6 @@ class BuildRun {
     } finally {
       await fromRoot?.release();
     }
-  }
-
-  /** A read-only mount of a state's root (for COPY --from). */
-  async #viewRoot(state: BuildState): Promise<{ root: string; release: () => Promise<void> }> {
-    const top = await this.#d.unpacker.unpack(state.layers, this.#req.signal);
-    const key = `build-view-${randomBytes(8).toString('hex')}`;
-    this.#lease.snapshots.add(key);
-    const root = join(this.#d.scratch, key);
-    if (!top) {
-      await mkdir(root, { recursive: true });
-      return { root, release: () => rm(root, { recursive: true, force: true }) };
-    }
-    const mounts = await this.#d.snapshots.view(key, top);
-    await mountRootfs(mounts, root);
-    return {
-      root,
-      release: async () => {
-        await unmountRootfs(root).catch(() => unmountRootfs(root, true));
-        await rm(root, { recursive: true, force: true });
-        await this.#d.snapshots.remove(key).catch(() => {});
-      },
-    };
   }
 
   /**
