@@ -2,7 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { TestDaemon, importBusybox } from '../helpers/daemon.ts';
+import { TestDaemon } from '../helpers/daemon.ts';
 
 const CLIS = ['berth', 'docker'] as const;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -10,13 +10,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 describe('containers through berth and docker', () => {
   let d: TestDaemon;
   before(async () => {
-    d = await TestDaemon.start();
-    importBusybox(d);
+    d = await TestDaemon.startWithBusybox();
   });
-  after(async () => {
-    for (const id of d.berth(['ps', '-aq']).stdout.trim().split('\n').filter(Boolean)) d.berth(['rm', '-f', id]);
-    await d.cleanup();
-  });
+  after(() => d.cleanup());
   const cli = (which: (typeof CLIS)[number], args: string[], opts?: Parameters<TestDaemon['berth']>[1]) => (which === 'berth' ? d.berth(args, opts) : d.docker(args, opts));
 
   test('run prints the output, keeps stdout and stderr apart and returns the exit code', () => {

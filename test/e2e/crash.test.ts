@@ -4,18 +4,15 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BERTH, TestDaemon, importBusybox } from '../helpers/daemon.ts';
+import { BERTH, TestDaemon } from '../helpers/daemon.ts';
 import { dockerArchive, file } from '../helpers/tars.ts';
 
 describe('crash safety and concurrency', () => {
   let d: TestDaemon;
   before(async () => {
-    d = await TestDaemon.start();
-    importBusybox(d);
+    d = await TestDaemon.startWithBusybox();
   });
-  after(async () => {
-    await d.cleanup();
-  });
+  after(() => d.cleanup());
 
   const blobDir = () => join(d.dataRoot, 'content', 'blobs', 'sha256');
   const ingestDir = () => join(d.dataRoot, 'content', 'ingest');

@@ -5,7 +5,7 @@ import { writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { BERTH, DOCKER, TestDaemon, importBusybox } from '../helpers/daemon.ts';
+import { BERTH, DOCKER, TestDaemon } from '../helpers/daemon.ts';
 
 const CLIS = ['berth', 'docker'] as const;
 type Cli = (typeof CLIS)[number];
@@ -85,14 +85,12 @@ describe('exec, attach and TTY sessions through berth and docker', () => {
     Tmux.ensureInstalled();
     // A session that stays: killing the last one would stop the server while the next test starts one.
     tmux.run('new-session', '-d', '-s', 'keep', 'sleep 3600');
-    d = await TestDaemon.start();
-    importBusybox(d);
+    d = await TestDaemon.startWithBusybox();
     const r = d.berth(['run', '-d', '--name', 'host', 'busybox', 'sleep', '1000']);
     assert.equal(r.code, 0, r.stderr);
   });
   after(async () => {
     tmux.kill();
-    for (const id of d.berth(['ps', '-aq']).stdout.trim().split('\n').filter(Boolean)) d.berth(['rm', '-f', id]);
     await d.cleanup();
   });
 

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, writeFileSync, symlinkSync, existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { TestDaemon, importBusybox, run } from '../helpers/daemon.ts';
+import { TestDaemon, run } from '../helpers/daemon.ts';
 import { dir, file, symlink, tarBytes } from '../helpers/tars.ts';
 import { readTar } from '../../src/common/tar.ts';
 
@@ -23,12 +23,10 @@ describe('container filesystem: cp, diff, commit, export', () => {
   let d: TestDaemon;
   let work: string;
   before(async () => {
-    d = await TestDaemon.start();
-    importBusybox(d);
+    d = await TestDaemon.startWithBusybox();
     work = mkdtempSync(join(d.dir, 'work-'));
   });
   after(async () => {
-    for (const id of d.berth(['ps', '-aq']).stdout.trim().split('\n').filter(Boolean)) d.berth(['rm', '-f', id]);
     await d.cleanup();
   });
   const cli = (which: Cli, args: string[], opts?: Parameters<TestDaemon['berth']>[1]) => (which === 'berth' ? d.berth(args, opts) : d.docker(args, opts));

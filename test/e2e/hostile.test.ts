@@ -2,19 +2,16 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { TestDaemon, importBusybox } from '../helpers/daemon.ts';
+import { TestDaemon } from '../helpers/daemon.ts';
 import { type Entry, device, dir, dockerArchive, file, hardlink, symlink, tarBytes } from '../helpers/tars.ts';
 
 /** Bad archives for `load` and `import`: each is refused, and the store is left exactly as it was. */
 describe('hostile and corrupt input is refused without touching the store', () => {
   let d: TestDaemon;
   before(async () => {
-    d = await TestDaemon.start();
-    importBusybox(d);
+    d = await TestDaemon.startWithBusybox();
   });
-  after(async () => {
-    await d.cleanup();
-  });
+  after(() => d.cleanup());
 
   const blobs = () => readdirSync(join(d.dataRoot, 'content', 'blobs', 'sha256')).sort();
   const images = () => d.berth(['images', '-a', '--no-trunc', '--format', '{{.ID}} {{.Repository}}:{{.Tag}}']).stdout;

@@ -1,20 +1,16 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { BERTH, TestDaemon, importBusybox } from '../helpers/daemon.ts';
+import { BERTH, TestDaemon } from '../helpers/daemon.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('container lifecycle verbs and listing', () => {
   let d: TestDaemon;
   before(async () => {
-    d = await TestDaemon.start();
-    importBusybox(d);
+    d = await TestDaemon.startWithBusybox();
   });
-  after(async () => {
-    for (const id of d.berth(['ps', '-aq']).stdout.trim().split('\n').filter(Boolean)) d.berth(['rm', '-f', id]);
-    await d.cleanup();
-  });
+  after(() => d.cleanup());
 
   test('kill -s delivers the signal; --stop-signal and --stop-timeout shape stop', async () => {
     // A trap on USR1 proves the signal arrived; the exit code says which.

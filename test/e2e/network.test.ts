@@ -191,7 +191,6 @@ describe('networking through berth and docker', () => {
 
   after(async () => {
     if (d) {
-      for (const id of d.berth(['ps', '-aq']).stdout.trim().split('\n').filter(Boolean)) d.berth(['rm', '-f', id]);
       await d.cleanup();
     }
     removeOutside();

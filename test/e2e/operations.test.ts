@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { spawn, spawnSync } from 'node:child_process';
 import { request } from 'node:http';
-import { BERTH, DOCKER, TestDaemon, importBusybox } from '../helpers/daemon.ts';
+import { BERTH, DOCKER, TestDaemon } from '../helpers/daemon.ts';
 
 const CLIS = ['berth', 'docker'] as const;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -71,13 +71,9 @@ async function until<T>(what: string, f: () => T | undefined | false, timeoutMs 
 describe('container operations: top, stats, update, pause, health, init, limits, restart policies', () => {
   let d: TestDaemon;
   before(async () => {
-    d = await TestDaemon.start();
-    importBusybox(d);
+    d = await TestDaemon.startWithBusybox();
   });
-  after(async () => {
-    for (const id of d.berth(['ps', '-aq']).stdout.trim().split('\n').filter(Boolean)) d.berth(['rm', '-f', id]);
-    await d.cleanup();
-  });
+  after(() => d.cleanup());
   const cli = (which: (typeof CLIS)[number], args: string[]) => (which === 'berth' ? d.berth(args) : d.docker(args));
   const inspect = (name: string, format: string) => d.berth(['inspect', '--format', format, name]).stdout.trim();
   const idOf = (name: string) => inspect(name, '{{.Id}}');

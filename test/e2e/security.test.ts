@@ -2,7 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { TestDaemon, importBusybox } from '../helpers/daemon.ts';
+import { TestDaemon } from '../helpers/daemon.ts';
 
 const CLIS = ['berth', 'docker'] as const;
 const hostCapBnd = () => /CapBnd:\s+([0-9a-f]+)/.exec(readFileSync('/proc/self/status', 'utf8'))![1];
@@ -12,12 +12,9 @@ const hostNofileHard = () => Number(/Max open files\s+\d+\s+(\d+)/.exec(readFile
 describe('security options and logging', () => {
   let d: TestDaemon;
   before(async () => {
-    d = await TestDaemon.start();
-    importBusybox(d);
+    d = await TestDaemon.startWithBusybox();
   });
-  after(async () => {
-    await d.cleanup();
-  });
+  after(() => d.cleanup());
   const cli = (which: (typeof CLIS)[number], args: string[]) => (which === 'berth' ? d.berth(args) : d.docker(args));
   const status = (c: (typeof CLIS)[number], flags: string[], field: string) => {
     const r = cli(c, ['run', '--rm', ...flags, 'busybox', 'sh', '-c', `grep ^${field}: /proc/self/status`]);

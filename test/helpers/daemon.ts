@@ -48,6 +48,13 @@ export class TestDaemon {
     return d;
   }
 
+  /** A daemon with `busybox:latest` imported: what most test files start from. */
+  static async startWithBusybox(): Promise<TestDaemon> {
+    const d = await TestDaemon.start();
+    importBusybox(d);
+    return d;
+  }
+
   async startProcess(): Promise<void> {
     await mkdir(this.dataRoot, { recursive: true });
     // Containers' names are answered by berthd; any other name goes to 127.0.0.1, where nothing answers:
@@ -96,7 +103,12 @@ export class TestDaemon {
     await done;
   }
 
+  /** Removes the containers a test left (they outlive berthd), then the daemon and everything it made. */
   async cleanup(): Promise<void> {
+    if (this.proc && this.proc.exitCode === null && this.proc.signalCode === null) {
+      const ids = this.berth(['ps', '-aq']).stdout.trim().split('\n').filter(Boolean);
+      if (ids.length) this.berth(['rm', '-f', ...ids]);
+    }
     await this.stop();
     this.removeNetworking();
     await rm(this.dir, { recursive: true, force: true });
