@@ -189,7 +189,6 @@ async function wrk(server: Server, path: string, headers: string[] = []): Promis
 }
 
 await main(async () => {
-  const dir = tempDir('registry');
   section(`registry servers under wrk -c 32 -t 2 -d ${DURATION}s --latency (berth workers: ${values.workers ?? 'default'})`);
   // The content: a small config, a ~1 KiB blob, a 60 MB blob, and the manifest over them.
   const small = randomBytes(1024);

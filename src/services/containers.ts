@@ -1,6 +1,6 @@
 import type { Duplex } from 'node:stream';
 import type { Digest } from '../common/digest.ts';
-import { conflict, failedPrecondition, invalidArgument, notFound } from '../common/errors.ts';
+import { conflict, invalidArgument, notFound } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
 import { humanDuration } from '../common/units.ts';
 import { type ContainerRecord, type ContainerState, type ContainerStore, type DockerConfig, type DockerHostConfig, ZERO_TIME, initialState } from '../metadata/containers.ts';

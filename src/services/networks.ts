@@ -36,7 +36,6 @@ interface Members {
   resolve(idOrName: string): ContainerRecord;
 }
 
-const BUILTIN = ['bridge', 'host', 'none'];
 export const NETWORK_LIST_FILTERS = ['driver', 'id', 'label', 'name', 'scope', 'type', 'dangling'] as const;
 
 /**

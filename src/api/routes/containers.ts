@@ -2,7 +2,7 @@ import type { Duplex } from 'node:stream';
 import { DEFAULT_DETACH_KEYS, EscapeMatcher, parseDetachKeys } from '../../common/detach-keys.ts';
 import { invalidArgument } from '../../common/errors.ts';
 import { Deframer, frame, StdStream } from '../../common/stdcopy.ts';
-import { readJsonLog, timeNs } from '../../logs/jsonfile.ts';
+import { readJsonLog } from '../../logs/jsonfile.ts';
 import type { ContainerRecord } from '../../metadata/containers.ts';
 import { type ContainerService, statusText } from '../../services/containers.ts';
 import type { MountJson } from '../../services/volumes.ts';
