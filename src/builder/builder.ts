@@ -203,6 +203,8 @@ class BuildRun {
   #totalSteps: number;
   #eventId = 0;
   #failed = false;
+  /** Blobs this build has already found in the content store. */
+  #present = new Set<string>();
 
   constructor(d: BuilderDeps, req: BuildRequest, out: BuildOutput, df: Dockerfile) {
     this.#d = d;
@@ -415,7 +417,12 @@ class BuildRun {
 
   /** A cached result is usable only while its layers' blobs exist (a prune may have raced it). */
   async #layersPresent(s: BuildState): Promise<boolean> {
-    for (const l of s.layers) if (!(await this.#d.content.info(l.blob))) return false;
+    for (const l of s.layers) {
+      // Each step's state repeats the layers before it: a blob is looked at once per build.
+      if (this.#present.has(l.blob)) continue;
+      if (!(await this.#d.content.info(l.blob))) return false;
+      this.#present.add(l.blob);
+    }
     return true;
   }
 
